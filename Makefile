@@ -1,0 +1,37 @@
+# Set-up and everyday commands. `make demo` and `make test` create .venv and install what they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch 2.13.0 has a CPU wheel on our machines; installing it first keeps pip from pulling a
+# multi-GB CUDA build to satisfy `torch>=2.3`. GPU users: see "GPU" in the README.
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev,distributed]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/feedbackgym demo
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -n 2 -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_bandits.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .ruff_cache

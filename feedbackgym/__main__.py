@@ -1,0 +1,5 @@
+"""``python -m feedbackgym`` runs the CLI."""
+
+from feedbackgym.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""The agent interface shared by bandit and dueling-bandit agents, their registry and run loop."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import numpy as np
+
+from feedbackgym.errors import ConfigError, check_positive_int
+from feedbackgym.registry import Registry, check_kwargs
+
+AGENTS: Registry[BanditAgent] = Registry("agent")
+
+
+def register_agent(name: str, cls: type[BanditAgent] | None = None, **kwargs: Any) -> Any:
+    """Add an agent class to the registry under ``name`` (also usable as a decorator)."""
+    return AGENTS.register(name, cls, **kwargs)
+
+
+class BanditAgent:
+    """Base class: a policy that acts for ``n_runs`` independent runs at once.
+
+    The verbs are ``predict(obs) -> actions`` (one action per run), ``update(actions, rewards,
+    obs)`` (what each run observed) and ``learn(env, total_steps)`` (the interaction loop on a
+    vector env). State lives in arrays with a leading ``n_runs`` axis; all randomness comes from
+    ``seed``, so equal seeds give equal actions.
+
+    :param n_arms: number of arms K.
+    :param n_runs: number of independent runs acted for together.
+    :param seed: seed of the agent's random generator.
+    :param dim: feature dimension d (contextual agents only).
+    """
+
+    #: The agent needs a (K, d) feature matrix as observation.
+    contextual: ClassVar[bool] = False
+    #: The agent's guarantees need rewards in [0, 1] (Bernoulli reward family).
+    needs_unit_rewards: ClassVar[bool] = False
+    registry_name: ClassVar[str] = ""
+
+    def __init__(
+        self, n_arms: int, n_runs: int = 1, seed: int | None = None, dim: int | None = None
+    ) -> None:
+        self.n_arms = check_positive_int("n_arms", n_arms)
+        self.n_runs = check_positive_int("n_runs", n_runs)
+        self.dim = dim
+        self.seed = seed
+        self._rows = np.arange(self.n_runs)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything learned; re-seed the random generator."""
+        self.rng = np.random.default_rng(self.seed)
+        self.t = 0
+
+    def predict(self, obs: Any = None) -> np.ndarray:
+        """The arm each run pulls next, shape ``(n_runs,)``."""
+        raise NotImplementedError
+
+    def update(self, actions: np.ndarray, rewards: np.ndarray, obs: Any = None) -> None:
+        """Learn from the rewards the runs received; ``obs`` is what ``predict`` was given."""
+        raise NotImplementedError
+
+    def learn(
+        self, env: Any, total_steps: int, checkpoints: np.ndarray | None = None, seed: int | None = None
+    ) -> np.ndarray:
+        """Interact with the vector ``env`` (one sub-env per run) for ``total_steps`` steps.
+
+        Returns the cumulative regret (from ``info["regret"]``, which the agent never sees) of each
+        run at each checkpoint step, shape ``(n_runs, len(checkpoints))``; checkpoints default to
+        every step. ``seed`` seeds the env's reset.
+        """
+        total_steps = check_positive_int("total_steps", total_steps)
+        if env.num_envs != self.n_runs:
+            raise ConfigError(f"env has {env.num_envs} runs but the agent acts for {self.n_runs}")
+        if checkpoints is None:
+            checkpoints = np.arange(1, total_steps + 1)
+        checkpoints = np.asarray(checkpoints, dtype=np.int64)
+        out = np.empty((self.n_runs, checkpoints.size))
+        cumulative = np.zeros(self.n_runs)
+        obs, _ = env.reset(seed=seed)
+        next_cp = 0
+        for t in range(1, total_steps + 1):
+            actions = self.predict(obs)
+            next_obs, rewards, _, _, info = env.step(actions)
+            self.update(actions, rewards, obs)
+            obs = next_obs
+            cumulative += info["regret"]
+            while next_cp < checkpoints.size and checkpoints[next_cp] == t:
+                out[:, next_cp] = cumulative
+                next_cp += 1
+        return out
+
+    @classmethod
+    def check_env(cls, env: Any) -> None:
+        """Raise ConfigError when this agent cannot act in ``env`` (say why and what would do)."""
+        base = getattr(env, "unwrapped", env)
+        contextual = bool(getattr(base, "contextual", False))
+        name = cls.registry_name or cls.__name__
+        if cls.contextual and not contextual:
+            raise ConfigError(
+                f"agent {name!r} needs a contextual env (observation = arm features); "
+                f"use it with e.g. feedbackgym/ContextualLinearBandit-v0"
+            )
+        if not cls.contextual and contextual:
+            raise ConfigError(
+                f"agent {name!r} ignores contexts; on a contextual env use linucb or lin-ts"
+            )
+        family = getattr(base, "reward_family", None)
+        if cls.needs_unit_rewards and family != "bernoulli":
+            raise ConfigError(
+                f"agent {name!r} needs rewards in [0, 1] but the env's rewards are {family}"
+            )
+
+    @classmethod
+    def from_env(cls, env: Any, seed: int | None = None, **params: Any) -> BanditAgent:
+        """Build the agent for a vector ``env``: K, runs and (if contextual) d are read off it."""
+        cls.check_env(env)
+        check_kwargs(cls, params, f"agent {cls.registry_name or cls.__name__!r}")
+        kwargs: dict[str, Any] = {"n_runs": env.num_envs, "seed": seed, **params}
+        if cls.contextual:
+            kwargs["dim"] = int(env.single_observation_space.shape[-1])
+        if "reward_family" in _init_params(cls):
+            kwargs.setdefault("reward_family", getattr(env.unwrapped, "reward_family", None))
+        return cls(int(env.single_action_space.n), **kwargs)
+
+
+def _init_params(cls: type) -> set[str]:
+    return set(inspect.signature(cls).parameters)
+
+
+def make_agent(name: str, env: Any, seed: int | None = None, **params: Any) -> BanditAgent:
+    """Build the agent registered as ``name`` for the vector ``env``."""
+    return AGENTS.get(name).from_env(env, seed=seed, **params)

@@ -1,0 +1,72 @@
+"""A name -> class registry that user classes can join (agents, feedback models)."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from feedbackgym.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps registry names to classes; ``make`` builds one with checked keyword arguments.
+
+    :param kind: what the registry holds, used in messages ("agent", "feedback model").
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._classes: dict[str, type[T]] = {}
+
+    def register(self, name: str, cls: type[T] | None = None, *, overwrite: bool = False) -> Any:
+        """Register ``cls`` under ``name``; usable as a class decorator when ``cls`` is omitted."""
+
+        def add(klass: type[T]) -> type[T]:
+            if not overwrite and name in self._classes and self._classes[name] is not klass:
+                raise ConfigError(f"{self.kind} name {name!r} is already registered")
+            self._classes[name] = klass
+            klass.registry_name = name  # type: ignore[attr-defined]
+            return klass
+
+        return add(cls) if cls is not None else add
+
+    def get(self, name: str) -> type[T]:
+        """The class registered as ``name``; an unknown name raises a one-line ConfigError."""
+        try:
+            return self._classes[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._classes, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(sorted(self._classes))}"
+            ) from None
+
+    def make(self, name: str, *args: Any, **kwargs: Any) -> T:
+        """Build ``name`` with ``kwargs``, rejecting keywords its constructor does not take."""
+        cls = self.get(name)
+        check_kwargs(cls, kwargs, f"{self.kind} {name!r}")
+        return cls(*args, **kwargs)
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> None:
+    """Raise ConfigError when ``kwargs`` holds a keyword that ``fn`` does not accept."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key in kwargs:
+        if key not in valid:
+            raise ConfigError(f"{what} has no parameter {key!r}; valid: {', '.join(valid)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -62,13 +63,20 @@ class BanditAgent:
         raise NotImplementedError
 
     def learn(
-        self, env: Any, total_steps: int, checkpoints: np.ndarray | None = None, seed: int | None = None
+        self,
+        env: Any,
+        total_steps: int,
+        checkpoints: np.ndarray | None = None,
+        seed: int | None = None,
+        regret_key: str = "regret",
+        callback: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Interact with the vector ``env`` (one sub-env per run) for ``total_steps`` steps.
 
-        Returns the cumulative regret (from ``info["regret"]``, which the agent never sees) of each
+        Returns the cumulative regret (``info[regret_key]``, which the agent never sees) of each
         run at each checkpoint step, shape ``(n_runs, len(checkpoints))``; checkpoints default to
-        every step. ``seed`` seeds the env's reset.
+        every step. ``seed`` seeds the env's reset. ``callback(steps)`` is called now and then
+        with the number of steps done since its last call.
         """
         total_steps = check_positive_int("total_steps", total_steps)
         if env.num_envs != self.n_runs:
@@ -80,15 +88,18 @@ class BanditAgent:
         cumulative = np.zeros(self.n_runs)
         obs, _ = env.reset(seed=seed)
         next_cp = 0
+        report_every = max(1, total_steps // 200)
         for t in range(1, total_steps + 1):
             actions = self.predict(obs)
             next_obs, rewards, _, _, info = env.step(actions)
             self.update(actions, rewards, obs)
             obs = next_obs
-            cumulative += info["regret"]
+            cumulative += info[regret_key]
             while next_cp < checkpoints.size and checkpoints[next_cp] == t:
                 out[:, next_cp] = cumulative
                 next_cp += 1
+            if callback is not None and (t % report_every == 0 or t == total_steps):
+                callback(report_every if t % report_every == 0 else t % report_every)
         return out
 
     @classmethod

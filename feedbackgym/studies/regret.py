@@ -1,0 +1,223 @@
+"""Regret studies: agents x independent runs on a bandit env, split into resumable cells.
+
+A study is a grid of cells, one per (agent, chunk of runs). Each cell is a pure function of its
+description (env, agent, horizon, runs, seeds), so cells run anywhere (in-process, in worker
+processes, as Ray tasks) and give the same numbers. A finished cell is saved atomically under
+``DIR/cells/``; re-running the study into the same DIR skips it. When all cells are there, the
+results are aggregated into ``summary.csv``, ``regret.csv`` and ``regret.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import feedbackgym  # noqa: F401  (registers the envs, also in worker processes)
+from feedbackgym.agents import AGENTS
+from feedbackgym.envs import registered_ids
+from feedbackgym.errors import ConfigError, check_positive_int
+from feedbackgym.registry import check_kwargs
+from feedbackgym.studies import io
+
+#: Fields that fix the numbers of a cell; a DIR holding a study with other values is refused.
+STUDY_KEY = ("env", "env_kwargs", "horizon", "seed", "runs_per_cell", "n_checkpoints", "metric")
+
+
+@dataclass
+class RegretStudy:
+    """What to run: every agent in ``agents`` for ``runs`` independent runs of ``horizon`` steps.
+
+    :param env: registered env id (``module:id`` imports ``module`` first, as in gymnasium).
+    :param agents: registry names of the agents.
+    :param horizon: steps per run T.
+    :param runs: independent runs per agent.
+    :param seed: master seed; run r of every agent sees the same env randomness stream.
+    :param env_kwargs: keyword arguments for the env.
+    :param agent_kwargs: per-agent keyword arguments, ``{name: {param: value}}``.
+    :param runs_per_cell: runs simulated together in one cell (the unit of resume and of work
+        handed to a worker).
+    :param n_checkpoints: about how many log-spaced steps (always including T) the curves keep.
+    :param metric: the ``info`` key whose per-step value is summed into regret.
+    """
+
+    env: str
+    agents: list[str]
+    horizon: int
+    runs: int
+    seed: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    agent_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs_per_cell: int = 100
+    n_checkpoints: int = 100
+    metric: str = "regret"
+
+    def config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def checkpoints(self) -> np.ndarray:
+        """Log-spaced steps from 1 to T (T included) at which cumulative regret is kept."""
+        points = np.geomspace(1, self.horizon, self.n_checkpoints)
+        return np.unique(np.concatenate([np.round(points).astype(np.int64), [self.horizon]]))
+
+    def validate(self) -> None:
+        """Raise ConfigError (one line) for anything that would fail later; touches no file."""
+        self.horizon = check_positive_int("horizon", self.horizon)
+        self.runs = check_positive_int("runs", self.runs)
+        self.runs_per_cell = check_positive_int("runs_per_cell", self.runs_per_cell)
+        self.n_checkpoints = check_positive_int("n_checkpoints", self.n_checkpoints)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.env_kwargs, dict):
+            raise ConfigError(f"env kwargs must be a JSON object, got {self.env_kwargs!r}")
+        if not self.agents:
+            raise ConfigError(f"no agents given; valid: {', '.join(AGENTS.names())}")
+        if len(set(self.agents)) != len(self.agents):
+            raise ConfigError(f"agents are listed twice: {','.join(self.agents)}")
+        for name in self.agent_kwargs:
+            if name not in self.agents:
+                raise ConfigError(f"agent kwargs given for {name!r}, which is not in --agents")
+        env = make_env(self.env, 1, self.env_kwargs, self.horizon)
+        try:
+            for name in self.agents:
+                agent = AGENTS.get(name).from_env(env, 0, **self.agent_kwargs.get(name, {}))
+                obs, _ = env.reset(seed=0)
+                _, _, _, _, info = env.step(agent.predict(obs))
+                if self.metric not in info:
+                    raise ConfigError(
+                        f"env {self.env!r} does not report info[{self.metric!r}]; regret studies "
+                        "need an env that puts its per-step regret in info"
+                    )
+        finally:
+            env.close()
+
+    def cells(self) -> list[Cell]:
+        """The grid of cells, agents outermost."""
+        base = {k: v for k, v in self.config().items() if k in STUDY_KEY}
+        checkpoints = self.checkpoints().tolist()
+        cells = []
+        for agent in self.agents:
+            kwargs = self.agent_kwargs.get(agent, {})
+            for chunk, start in enumerate(range(0, self.runs, self.runs_per_cell)):
+                stop = min(start + self.runs_per_cell, self.runs)
+                ident = json.dumps([base, agent, kwargs, start, stop], sort_keys=True)
+                digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
+                seeds = np.random.SeedSequence([self.seed, chunk]).generate_state(2)
+                cells.append(
+                    Cell(
+                        env=self.env,
+                        env_kwargs=self.env_kwargs,
+                        agent=agent,
+                        agent_kwargs=kwargs,
+                        horizon=self.horizon,
+                        run_start=start,
+                        run_stop=stop,
+                        env_seed=int(seeds[0]),
+                        agent_seed=int(seeds[1]),
+                        checkpoints=checkpoints,
+                        metric=self.metric,
+                        name=f"{agent}__runs{start:06d}-{stop:06d}__{digest}",
+                    )
+                )
+        return cells
+
+
+@dataclass
+class Cell:
+    """One unit of work: ``agent`` on runs [run_start, run_stop) of the study."""
+
+    env: str
+    env_kwargs: dict[str, Any]
+    agent: str
+    agent_kwargs: dict[str, Any]
+    horizon: int
+    run_start: int
+    run_stop: int
+    env_seed: int
+    agent_seed: int
+    checkpoints: list[int]
+    metric: str
+    name: str
+    threads: int = 0  # numba threads in the process that runs it (0: leave as is)
+
+    @property
+    def runs(self) -> int:
+        return self.run_stop - self.run_start
+
+
+def _vector_entry(env_id: str) -> Any:
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        valid = ", ".join(registered_ids())
+        raise ConfigError(f"unknown env {env_id!r}; valid: {valid} (or module:id)") from None
+    entry = spec.vector_entry_point or spec.entry_point
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(__import__(module, fromlist=[attr]), attr)
+    return entry
+
+
+def make_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any], horizon: int) -> Any:
+    """A vector env of ``num_envs`` runs; its ``horizon`` is set to the study's when it has one."""
+    entry = _vector_entry(env_id)
+    kwargs = dict(env_kwargs)
+    check_kwargs(entry, kwargs, f"env {env_id!r}")
+    if "horizon" in inspect.signature(entry).parameters:
+        kwargs["horizon"] = horizon
+    try:
+        return gym.make_vec(env_id, num_envs=num_envs, **kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"env {env_id!r} rejected its kwargs: {exc}") from None
+
+
+def run_cell(cell: Cell, callback: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run one cell; returns its cumulative regret per run and checkpoint, and its wall time."""
+    if cell.threads:
+        import numba
+
+        numba.set_num_threads(cell.threads)
+    env = make_env(cell.env, cell.runs, cell.env_kwargs, cell.horizon)
+    agent = AGENTS.get(cell.agent).from_env(env, cell.agent_seed, **cell.agent_kwargs)
+    per_pull = None if callback is None else (lambda steps: callback(steps * cell.runs))
+    start = time.perf_counter()
+    regret = agent.learn(
+        env,
+        cell.horizon,
+        checkpoints=np.asarray(cell.checkpoints),
+        seed=cell.env_seed,
+        regret_key=cell.metric,
+        callback=per_pull,
+    )
+    wall = time.perf_counter() - start
+    env.close()
+    return {"regret": regret, "wall_seconds": wall}
+
+
+def lai_robbins_constant(study: RegretStudy) -> float | None:
+    """The Lai-Robbins constant of the study's env when it defines one (K-armed Bernoulli)."""
+    env = make_env(study.env, 1, study.env_kwargs, study.horizon)
+    try:
+        env.reset(seed=study.seed)
+        bound = getattr(env.unwrapped, "lai_robbins_constant", None)
+        return bound() if callable(bound) else None
+    finally:
+        env.close()
+
+
+def sem(values: np.ndarray) -> np.ndarray:
+    """Standard error of the mean over axis 0 (0 for a single run)."""
+    n = values.shape[0]
+    return values.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(values.shape[1:])

@@ -28,7 +28,9 @@ def _json_object(text: str, flag: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{flag} is not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
+        raise ConfigError(
+            f"{flag} is not valid JSON ({exc.msg} at column {exc.colno}): {text}"
+        ) from None
     if not isinstance(value, dict):
         raise ConfigError(f"{flag} must be a JSON object like '{{\"key\": 1}}', got {text}")
     return value
@@ -53,12 +55,13 @@ def _build_parser() -> argparse.ArgumentParser:
     regret.add_argument("--env", required=True, help="env id, e.g. feedbackgym/BernoulliBandit-v0")
     regret.add_argument("--env-kwargs", default="{}", help="JSON object of env arguments")
     regret.add_argument("--agents", required=True, help="comma-separated agent names")
-    regret.add_argument(
-        "--agent-kwargs", default="{}", help='JSON: {"agent": {"param": value}}'
-    )
+    regret.add_argument("--agent-kwargs", default="{}", help='JSON: {"agent": {"param": value}}')
     regret.add_argument("--horizon", type=int, required=True, help="steps per run T")
     regret.add_argument("--runs", type=int, default=100, help="independent runs per agent")
     regret.add_argument("--seed", type=int, default=0, help="master seed")
+    regret.add_argument(
+        "--metric", default=None, help="regret notion (default: the env's first, e.g. regret)"
+    )
     regret.add_argument("--out", required=True, help="results folder")
     regret.add_argument("--backend", default="local", help="local or ray")
     regret.add_argument("--ray-address", default=None, help="Ray cluster address (default: local)")
@@ -108,6 +111,7 @@ def _regret(args: argparse.Namespace) -> None:
         runs=args.runs,
         seed=args.seed,
         runs_per_cell=args.runs_per_cell,
+        metric=args.metric,
     )
     if not all(isinstance(v, dict) for v in study.agent_kwargs.values()):
         raise ConfigError('--agent-kwargs must map agent names to objects: {"ucb1": {"alpha": 1}}')
@@ -149,13 +153,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _build_parser().parse_args(
                     [
                         "regret",
-                        "--env", DEMO_ENV,
-                        "--env-kwargs", json.dumps({"means": means}),
-                        "--agents", DEMO_AGENTS,
-                        "--horizon", "10000",
-                        "--runs", "200",
-                        "--seed", "0",
-                        "--out", args.out,
+                        "--env",
+                        DEMO_ENV,
+                        "--env-kwargs",
+                        json.dumps({"means": means}),
+                        "--agents",
+                        DEMO_AGENTS,
+                        "--horizon",
+                        "10000",
+                        "--runs",
+                        "200",
+                        "--seed",
+                        "0",
+                        "--out",
+                        args.out,
                     ]
                     + (["--no-progress"] if args.no_progress else [])
                 )
@@ -164,7 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"feedbackgym {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("feedbackgym: interrupted; finished cells are saved, re-run to resume", file=sys.stderr)
+        print(
+            "feedbackgym: interrupted; finished cells are saved, re-run to resume", file=sys.stderr
+        )
         return 130
     return 0
 

@@ -1,7 +1,6 @@
 """Agents: bandit agents vectorised across runs (numpy/numba), and learners from feedback."""
 
 from feedbackgym.agents import bandits  # noqa: F401  (registers the bandit agents)
-from feedbackgym.agents.base import AGENTS, BanditAgent, make_agent, register_agent
 from feedbackgym.agents.bandits import (
     EXP3,
     KLUCB,
@@ -11,6 +10,7 @@ from feedbackgym.agents.bandits import (
     LinUCB,
     ThompsonSampling,
 )
+from feedbackgym.agents.base import AGENTS, BanditAgent, make_agent, register_agent
 
 __all__ = [
     "AGENTS",

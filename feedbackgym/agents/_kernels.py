@@ -101,7 +101,9 @@ def gamma_constants(shape: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def beta_thompson_choose(alpha: np.ndarray, beta: np.ndarray, state: np.ndarray, out: np.ndarray) -> None:
+def beta_thompson_choose(
+    alpha: np.ndarray, beta: np.ndarray, state: np.ndarray, out: np.ndarray
+) -> None:
     """For each run, draw theta_k ~ Beta(alpha_k, beta_k) for every arm and pick the largest.
 
     ``alpha`` and ``beta`` hold :func:`gamma_constants` of the Beta parameters (all >= 1), since
@@ -224,7 +226,9 @@ def kl_ucb_choose(
 
 
 @njit(cache=True, error_model="numpy")
-def count_update(counts: np.ndarray, sums: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+def count_update(
+    counts: np.ndarray, sums: np.ndarray, actions: np.ndarray, rewards: np.ndarray
+) -> None:
     """counts[n, a_n] += 1 and sums[n, a_n] += r_n for every run n."""
     for n in range(actions.size):
         counts[n, actions[n]] += 1.0

@@ -31,8 +31,8 @@ class EpsilonGreedy(_CountingAgent):
 
     Auer, Cesa-Bianchi & Fischer (2002), "Finite-time analysis of the multiarmed bandit problem"
     (epsilon_n-greedy). With ``epsilon=None`` the rate decays as ``min(1, c K / t)``; the paper's
-    ``c K / (d^2 t)`` needs a gap bound d, which we fold into ``c``. A fixed ``epsilon`` gives linear
-    regret, as it should. Ties in the greedy step go to the lowest arm index.
+    ``c K / (d^2 t)`` needs a gap bound d, which we fold into ``c``. A fixed ``epsilon`` gives
+    linear regret, as it should. Ties in the greedy step go to the lowest arm index.
 
     :param epsilon: fixed exploration probability in [0, 1], or None for the decaying schedule.
     :param c: scale of the decaying schedule, > 0.
@@ -56,8 +56,9 @@ class EpsilonGreedy(_CountingAgent):
             if self.epsilon is not None
             else min(1.0, self.c * self.n_arms / max(self.t, 1))
         )
-        means = np.divide(self.sums, self.counts, out=np.full_like(self.sums, np.inf),
-                          where=self.counts > 0)
+        means = np.divide(
+            self.sums, self.counts, out=np.full_like(self.sums, np.inf), where=self.counts > 0
+        )
         greedy = means.argmax(axis=1)
         explore = self.rng.random(self.n_runs) < eps
         random_arms = self.rng.integers(0, self.n_arms, self.n_runs)

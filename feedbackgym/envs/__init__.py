@@ -1,4 +1,4 @@
-"""Gymnasium environments of feedbackgym and their registration under the ``feedbackgym/`` namespace."""
+"""Gymnasium environments of feedbackgym and their registration under ``feedbackgym/``."""
 
 from __future__ import annotations
 
@@ -56,8 +56,11 @@ def register_bandit(
         single_class = type(
             vector_class.__name__.removesuffix("Vec") + "Single",
             (SingleRunBandit,),
-            {"vector_class": vector_class, "__doc__": vector_class.__doc__,
-             "__module__": vector_class.__module__},
+            {
+                "vector_class": vector_class,
+                "__doc__": vector_class.__doc__,
+                "__module__": vector_class.__module__,
+            },
         )
         entry_point: Any = single_class  # a dynamic class is passed as a callable
     else:
@@ -88,7 +91,9 @@ def describe(env_id: str) -> str:
 def registered_ids(namespace: str | None = NAMESPACE) -> list[str]:
     """Ids in gymnasium's registry under ``namespace`` (all ids when None)."""
     return sorted(
-        env_id for env_id, spec in gym.registry.items() if namespace is None or spec.namespace == namespace
+        env_id
+        for env_id, spec in gym.registry.items()
+        if namespace is None or spec.namespace == namespace
     )
 
 

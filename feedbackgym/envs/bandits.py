@@ -27,11 +27,11 @@ class BanditVectorEnv(VectorEnv):
     """Base class: ``num_envs`` independent runs of a stochastic bandit, stepped in one numpy call.
 
     A subclass keeps per-run state in arrays of leading size ``num_envs`` and fills four hooks:
-    ``_reset_runs`` (draw a fresh instance for some runs), ``_mean_rewards`` (expected reward of every
-    arm at the current step, shape ``(num_envs, n_arms)``), ``_draw_rewards`` (sample the pulled
-    arms) and, when it changes over time, ``_advance`` (move to the next step). The base class does
-    the bookkeeping every bandit shares: the step counter and horizon, switching costs, next-step
-    autoreset, and the hidden truth in ``info``:
+    ``_reset_runs`` (draw a fresh instance for some runs), ``_mean_rewards`` (expected reward of
+    every arm at the current step, shape ``(num_envs, n_arms)``), ``_draw_rewards`` (sample the
+    pulled arms) and, when it changes over time, ``_advance`` (move to the next step). The base
+    class does the bookkeeping every bandit shares: the step counter and horizon, switching
+    costs, next-step autoreset, and the hidden truth in ``info``:
 
     - ``info["regret"]``: pseudo-regret of this step, ``max_a mu_a - mu_pulled + switching cost``;
     - ``info["optimal_action"]``: the best arm at this step;
@@ -57,6 +57,9 @@ class BanditVectorEnv(VectorEnv):
     reward_family: ClassVar[str] = "bernoulli"
     #: Whether the observation is a (n_arms, dim) matrix of arm features.
     contextual: ClassVar[bool] = False
+    #: Regret notions this env reports, the first being the default; metric "m" is reported as
+    #: ``info["regret"]`` when m == "regret", else as ``info["regret_<m>"]``.
+    regret_metrics: ClassVar[tuple[str, ...]] = ("regret",)
 
     def __init__(
         self,
@@ -117,9 +120,7 @@ class BanditVectorEnv(VectorEnv):
         self._truth = None
         return self._observation(), {}
 
-    def step(
-        self, actions: Any
-    ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions).reshape(self.num_envs)
         if actions.dtype.kind not in "iu" or actions.min() < 0 or actions.max() >= self.n_arms:
             raise ConfigError(
@@ -169,6 +170,14 @@ class BanditVectorEnv(VectorEnv):
     def lai_robbins_constant(self) -> float | None:
         """Constant c of the Lai-Robbins bound ``regret(t) >= c log t``; None when not defined."""
         return None
+
+    def check_metric(self, metric: str) -> None:
+        """Raise ConfigError when ``metric`` does not apply to this instance (after reset)."""
+        if metric not in self.regret_metrics:
+            raise ConfigError(
+                f"metric {metric!r} does not apply to this env; "
+                f"valid: {', '.join(self.regret_metrics)}"
+            )
 
 
 class SingleRunBandit(gym.Env):
@@ -419,9 +428,10 @@ class ContextualLinearBanditVec(BanditVectorEnv):
     """Linear contextual bandit: arm a at step t has features x_{t,a} in R^d and mean <theta, x>.
 
     Each step draws fresh features x_{t,a} uniformly on the unit sphere; the observation is the
-    (K, d) feature matrix. The reward is ``<theta, x> + eps * cos(3 <w, x> * sqrt(d)) + N(0, noise_sigma^2)``: with
-    ``misspecification`` eps > 0 the means are not linear in x (Lattimore et al. 2020).
-    theta and w are unit vectors, drawn per run (or once from ``prior_seed``).
+    (K, d) feature matrix. The reward is
+    ``<theta, x> + eps * cos(3 <w, x> * sqrt(d)) + N(0, noise_sigma^2)``: with
+    ``misspecification`` eps > 0 the means are not linear in x (Lattimore et al. 2020). theta
+    and w are unit vectors, drawn per run (or once from ``prior_seed``).
 
     :param n_arms: number of arms K.
     :param dim: feature dimension d.

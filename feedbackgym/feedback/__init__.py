@@ -1,1 +1,1 @@
-"""Simulated humans (feedback models), the wrappers that attach them to envs, learned feedback models."""
+"""Simulated humans (feedback models), wrappers that attach them to envs, learned models."""

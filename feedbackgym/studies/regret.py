@@ -17,7 +17,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -28,7 +27,6 @@ from feedbackgym.agents import AGENTS
 from feedbackgym.envs import registered_ids
 from feedbackgym.errors import ConfigError, check_positive_int
 from feedbackgym.registry import check_kwargs
-from feedbackgym.studies import io
 
 #: Fields that fix the numbers of a cell; a DIR holding a study with other values is refused.
 STUDY_KEY = ("env", "env_kwargs", "horizon", "seed", "runs_per_cell", "n_checkpoints", "metric")
@@ -48,7 +46,8 @@ class RegretStudy:
     :param runs_per_cell: runs simulated together in one cell (the unit of resume and of work
         handed to a worker).
     :param n_checkpoints: about how many log-spaced steps (always including T) the curves keep.
-    :param metric: the ``info`` key whose per-step value is summed into regret.
+    :param metric: the regret notion, one of the env's ``regret_metrics`` (None: its default).
+        Metric "regret" is read from ``info["regret"]``, any other "m" from ``info["regret_m"]``.
     """
 
     env: str
@@ -60,7 +59,11 @@ class RegretStudy:
     agent_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs_per_cell: int = 100
     n_checkpoints: int = 100
-    metric: str = "regret"
+    metric: str | None = None
+
+    @property
+    def info_key(self) -> str:
+        return info_key(self.metric or "regret")
 
     def config(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -89,14 +92,21 @@ class RegretStudy:
                 raise ConfigError(f"agent kwargs given for {name!r}, which is not in --agents")
         env = make_env(self.env, 1, self.env_kwargs, self.horizon)
         try:
+            env.reset(seed=self.seed)
+            metrics = getattr(env.unwrapped, "regret_metrics", ("regret",))
+            if self.metric is None:
+                self.metric = metrics[0]
+            check = getattr(env.unwrapped, "check_metric", None)
+            if callable(check):
+                check(self.metric)
             for name in self.agents:
                 agent = AGENTS.get(name).from_env(env, 0, **self.agent_kwargs.get(name, {}))
-                obs, _ = env.reset(seed=0)
+                obs, _ = env.reset(seed=self.seed)
                 _, _, _, _, info = env.step(agent.predict(obs))
-                if self.metric not in info:
+                if self.info_key not in info:
                     raise ConfigError(
-                        f"env {self.env!r} does not report info[{self.metric!r}]; regret studies "
-                        "need an env that puts its per-step regret in info"
+                        f"env {self.env!r} does not report info[{self.info_key!r}]; regret "
+                        "studies need an env that puts its per-step regret in info"
                     )
         finally:
             env.close()
@@ -125,7 +135,7 @@ class RegretStudy:
                         env_seed=int(seeds[0]),
                         agent_seed=int(seeds[1]),
                         checkpoints=checkpoints,
-                        metric=self.metric,
+                        metric=self.info_key,
                         name=f"{agent}__runs{start:06d}-{stop:06d}__{digest}",
                     )
                 )
@@ -146,13 +156,18 @@ class Cell:
     env_seed: int
     agent_seed: int
     checkpoints: list[int]
-    metric: str
+    metric: str  # the info key summed into regret
     name: str
     threads: int = 0  # numba threads in the process that runs it (0: leave as is)
 
     @property
     def runs(self) -> int:
         return self.run_stop - self.run_start
+
+
+def info_key(metric: str) -> str:
+    """The ``info`` key that carries the per-step regret of ``metric``."""
+    return "regret" if metric == "regret" else f"regret_{metric}"
 
 
 def _vector_entry(env_id: str) -> Any:

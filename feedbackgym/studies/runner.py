@@ -24,7 +24,14 @@ from rich.progress import (
 
 from feedbackgym.errors import ConfigError, check_positive_int
 from feedbackgym.studies import io
-from feedbackgym.studies.regret import STUDY_KEY, Cell, RegretStudy, lai_robbins_constant, run_cell, sem
+from feedbackgym.studies.regret import (
+    STUDY_KEY,
+    Cell,
+    RegretStudy,
+    lai_robbins_constant,
+    run_cell,
+    sem,
+)
 
 BACKENDS = ("local", "ray")
 SUMMARY_COLUMNS = [
@@ -218,7 +225,9 @@ def write_results(study: RegretStudy, out: Path, tensorboard: bool = False) -> l
                 "steps_per_second": study.runs * study.horizon / wall if wall > 0 else float("inf"),
             }
         )
-    io.write_csv(out / "summary.csv", SUMMARY_COLUMNS, ([r[c] for c in SUMMARY_COLUMNS] for r in summary))
+    io.write_csv(
+        out / "summary.csv", SUMMARY_COLUMNS, ([r[c] for c in SUMMARY_COLUMNS] for r in summary)
+    )
     io.write_csv(
         out / "regret.csv",
         ["agent", "t", "regret_mean", "regret_sem"],
@@ -250,7 +259,7 @@ def plot_regret(
     for agent, (mean, err) in curves.items():
         (line,) = ax.plot(checkpoints, mean, label=agent, lw=1.8)
         ax.fill_between(checkpoints, mean - err, mean + err, color=line.get_color(), alpha=0.2)
-    constant = lai_robbins_constant(study) if study.metric == "regret" else None
+    constant = lai_robbins_constant(study) if study.info_key == "regret" else None
     if constant:
         ax.plot(
             checkpoints,
@@ -261,7 +270,8 @@ def plot_regret(
         )
     ax.set_xscale("log")
     ax.set_xlabel("step t (log scale)")
-    ax.set_ylabel(f"cumulative {study.metric.replace('_', ' ')}")
+    metric = "regret" if study.info_key == "regret" else f"{study.metric} regret"
+    ax.set_ylabel(f"cumulative {metric}")
     ax.set_title(f"{study.env}: mean ± s.e. over {study.runs} runs", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left", fontsize=8)

@@ -33,6 +33,8 @@ class BanditAgent:
     :param dim: feature dimension d (contextual agents only).
     """
 
+    #: What the agent learns from; it acts only in envs whose ``feedback_type`` is the same.
+    feedback_type: ClassVar[str] = "reward"
     #: The agent needs a (K, d) feature matrix as observation.
     contextual: ClassVar[bool] = False
     #: The agent's guarantees need rewards in [0, 1] (Bernoulli reward family).
@@ -108,6 +110,13 @@ class BanditAgent:
         base = getattr(env, "unwrapped", env)
         contextual = bool(getattr(base, "contextual", False))
         name = cls.registry_name or cls.__name__
+        kind = getattr(base, "feedback_type", "reward")
+        if kind != cls.feedback_type:
+            fitting = [n for n in AGENTS.names() if AGENTS.get(n).feedback_type == kind]
+            raise ConfigError(
+                f"agent {name!r} learns from {cls.feedback_type} feedback but the env gives "
+                f"{kind} feedback; agents for it: {', '.join(fitting) or 'none registered'}"
+            )
         if cls.contextual and not contextual:
             raise ConfigError(
                 f"agent {name!r} needs a contextual env (observation = arm features); "

@@ -55,6 +55,9 @@ class BanditVectorEnv(VectorEnv):
     #: Distribution family of the sampled rewards ("bernoulli", "gaussian"): public knowledge
     #: that agents may use (e.g. to choose a Beta or Gaussian prior), unlike the means.
     reward_family: ClassVar[str] = "bernoulli"
+    #: What the learner gets back from a step: "reward" (a sampled reward per pull); dueling
+    #: envs say "duel" (who won). Agents declare the same attribute and are matched on it.
+    feedback_type: ClassVar[str] = "reward"
     #: Whether the observation is a (n_arms, dim) matrix of arm features.
     contextual: ClassVar[bool] = False
     #: Regret notions this env reports, the first being the default; metric "m" is reported as

@@ -130,7 +130,10 @@ def _regret(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``feedbackgym`` console script; returns the exit code."""
-    args = _build_parser().parse_args(argv)
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a flag argparse rejected (already reported)
+        return int(exc.code or 0)
     try:
         if args.command == "envs":
             from feedbackgym.envs import describe, registered_ids

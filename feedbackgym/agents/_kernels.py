@@ -264,3 +264,13 @@ def beta_posterior_update(
             beta[n, k, 0] = d
             beta[n, k, 1] = 1.0 / math.sqrt(9.0 * d)
     return True
+
+
+@njit(cache=True, error_model="numpy")
+def beta_draws(alpha: np.ndarray, beta: np.ndarray, state: np.ndarray, out: np.ndarray) -> None:
+    """``out[i, k]`` ~ Beta for arm k of run 0, for i in range(len(out)) (a sampler check)."""
+    for i in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            x = _gamma(state, 0, alpha[0, k, 0], alpha[0, k, 1])
+            y = _gamma(state, 0, beta[0, k, 0], beta[0, k, 1])
+            out[i, k] = x / (x + y)

@@ -146,8 +146,8 @@ def main() -> None:
         lines.append(
             f"| {r['name']} ({r['policy']}) | {r['ours_rate']:,.0f} | "
             f"{r['peer_rate']:,.0f} / {r['issue_rate']:,} | x{r['speedup']:.0f} | "
-            f"{'met' if r['speedup'] >= 100 else 'MISSED'} | {r['ours'][0]:.1f} ± {r['ours'][1]:.1f} "
-            f"| {r['peer'][0]:.1f} ± {r['peer'][1]:.1f} | "
+            f"{'met' if r['speedup'] >= 100 else 'MISSED'} | "
+            f"{r['ours'][0]:.1f} ± {r['ours'][1]:.1f} | {r['peer'][0]:.1f} ± {r['peer'][1]:.1f} | "
             f"{'yes' if r['z'] < 3 else 'no'} (z = {r['z']:.2f}) |"
         )
     lines += [

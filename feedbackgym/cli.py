@@ -91,10 +91,9 @@ def _print_summary(rows: list[dict[str, Any]], out: Path) -> None:
             f"{row['final_regret_mean']:.1f} ± {row['final_regret_sem']:.1f}",
             f"{row['steps_per_second']:,.0f}",
         )
-    console = Console()
-    console.print(table)
+    Console().print(table)
     for name in ("summary.csv", "regret.csv", "regret.png"):
-        console.print(f"{name:<12} {out / name}")
+        print(f"{name:<12} {out / name}")  # plain print: paths must not be wrapped
 
 
 def _regret(args: argparse.Namespace) -> None:

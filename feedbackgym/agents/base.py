@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+from gymnasium import spaces
 
 from feedbackgym.errors import ConfigError, check_positive_int
 from feedbackgym.registry import Registry, check_kwargs
@@ -111,6 +112,9 @@ class BanditAgent:
         contextual = bool(getattr(base, "contextual", False))
         name = cls.registry_name or cls.__name__
         kind = getattr(base, "feedback_type", "reward")
+        space = getattr(env, "single_action_space", None)
+        if kind == "reward" and not isinstance(space, spaces.Discrete):
+            raise ConfigError(f"agent {name!r} needs a Discrete action space (arms), got {space}")
         if kind != cls.feedback_type:
             fitting = [n for n in AGENTS.names() if AGENTS.get(n).feedback_type == kind]
             raise ConfigError(

@@ -75,6 +75,10 @@ def register_envs() -> None:
     """Register every built-in environment (runs on ``import feedbackgym``)."""
     for name, single, vector in _BUILTIN:
         register_bandit(f"{NAMESPACE}/{name}", vector, single)
+    if f"{NAMESPACE}/GridWorld-v0" not in gym.registry:
+        gym.register(
+            id=f"{NAMESPACE}/GridWorld-v0", entry_point="feedbackgym.envs.gridworld:GridWorld"
+        )
 
 
 def describe(env_id: str) -> str:

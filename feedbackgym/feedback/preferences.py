@@ -1,0 +1,406 @@
+"""Preference teachers over pairs of segments (B-Pref family, regret) and Plackett-Luce rankings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from feedbackgym.errors import ConfigError, check_range
+from feedbackgym.feedback.base import (
+    EQUAL,
+    AdvantageFn,
+    FeedbackModel,
+    Segments,
+    as_segments,
+    check_callable,
+    register_feedback_model,
+)
+
+INF = float("inf")
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, without overflow warnings."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def myopic_weights(length: int, gamma: float) -> np.ndarray:
+    """Weight ``gamma ** (L - 1 - t)`` of step ``t``: the last step of a segment weighs most."""
+    return gamma ** np.arange(length - 1, -1, -1, dtype=np.float64)
+
+
+class PreferenceModel(FeedbackModel):
+    """Base of the pairwise teachers: ``prefer(a, b)`` labels which of two segments is better.
+
+    Labels are floats: 1.0 when the first segment ``a`` is preferred, 0.0 when ``b`` is, 0.5
+    ("equal") when the teacher finds them equally good, NaN when it skips the query. This is
+    the target of the Bradley-Terry loss ``P(a > b)``.
+
+    The simulated annotator follows the B-Pref teachers of Lee et al. (2021), "B-Pref:
+    Benchmarking Preference-Based Reinforcement Learning", applied in their order:
+
+    1. *skip*: when ``max(U_a, U_b) <= skip_threshold`` neither segment is good enough and the
+       query is skipped;
+    2. *equal*: when ``|U_a - U_b| < equal_threshold`` the answer is "equal";
+    3. *choice*: Bradley-Terry / Boltzmann-rational, ``P(a > b) = sigmoid(beta (W_a - W_b))``,
+       where ``W`` weighs step ``t`` by ``gamma ** (L - 1 - t)`` (myopic: recent steps weigh
+       more); ``beta = inf`` always picks the better segment (ties answer "equal");
+    4. *mistake*: with probability ``mistake`` the choice is flipped.
+
+    ``U`` is the undiscounted utility of a segment and ``W`` its discounted utility; for the
+    partial-return teachers the utility of a step is its reward (Christiano et al. 2017), for
+    the regret teacher its optimal advantage (Knox et al. 2023).
+
+    Deviations from B-Pref: labels say "first preferred" (B-Pref's 1 means the second); the
+    oracle is ``beta = inf`` rather than B-Pref's ``beta <= 0`` (here ``beta = 0`` is a coin
+    flip); thresholds are absolute, in units of the utility, where B-Pref scales them by the
+    average segment return seen so far; an oracle tie answers "equal".
+
+    :param beta: rationality, in [0, inf]; ``inf`` is the oracle.
+    :param gamma: myopic discount, in (0, 1]; 1 weighs every step equally.
+    :param mistake: probability of flipping the choice, in [0, 1].
+    :param skip_threshold: skip a query when neither utility exceeds it (``-inf``: never).
+    :param equal_threshold: answer "equal" when the utilities differ by less (0: never).
+    :param rng: a numpy Generator or an integer seed.
+    """
+
+    kind = "preference"
+
+    def __init__(
+        self,
+        beta: float = INF,
+        gamma: float = 1.0,
+        mistake: float = 0.0,
+        skip_threshold: float = -INF,
+        equal_threshold: float = 0.0,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(rng)
+        self.beta = check_range("beta", beta, 0.0)
+        self.gamma = check_range("gamma", gamma, 0.0, 1.0, low_open=True)
+        self.mistake = check_range("mistake", mistake, 0.0, 1.0)
+        self.skip_threshold = check_range("skip_threshold", skip_threshold, high=INF)
+        if self.skip_threshold == INF:
+            raise ConfigError("skip_threshold must be in [-inf, inf), got inf")
+        self.equal_threshold = check_range("equal_threshold", equal_threshold, 0.0)
+
+    def step_utilities(self, segments: Segments) -> np.ndarray:
+        """Utility of each step, shape ``(n, L)``: the reward (partial-return model)."""
+        return segments.rewards
+
+    def utilities(self, segments: Segments) -> tuple[np.ndarray, np.ndarray]:
+        """``(U, W)``: undiscounted and myopically discounted utility of each segment."""
+        steps = self.step_utilities(segments)
+        total = steps.sum(axis=1)
+        if self.gamma == 1.0:
+            return total, total
+        return total, steps @ myopic_weights(steps.shape[1], self.gamma)
+
+    def probabilities(self, a: Segments | np.ndarray, b: Segments | np.ndarray) -> np.ndarray:
+        """``P(a > b)`` of the choice step (before skip, equal and mistakes), shape ``(n,)``."""
+        _, wa = self.utilities(as_segments(a))
+        _, wb = self.utilities(as_segments(b))
+        return self._choice_probability(wa - wb)
+
+    def _choice_probability(self, diff: np.ndarray) -> np.ndarray:
+        if self.beta == INF:
+            return np.where(diff > 0, 1.0, np.where(diff < 0, 0.0, 0.5))
+        with np.errstate(invalid="ignore"):
+            return sigmoid(self.beta * diff)
+
+    def prefer(self, a: Segments | np.ndarray, b: Segments | np.ndarray) -> np.ndarray:
+        """Label each pair ``(a[i], b[i])``: 1.0 a, 0.0 b, 0.5 equal, NaN skipped."""
+        a, b = as_segments(a), as_segments(b)
+        if a.rewards.shape != b.rewards.shape:
+            raise ConfigError(
+                f"segments a and b must have the same shape, got {a.rewards.shape} and "
+                f"{b.rewards.shape}"
+            )
+        labels = self._label(a, b)
+        self._count(len(labels), int(np.count_nonzero(~np.isnan(labels))))
+        self._record("prefer", lambda: {"a": a.to_dict(), "b": b.to_dict()}, labels)
+        return labels
+
+    def _label(self, a: Segments, b: Segments) -> np.ndarray:
+        ua, wa = self.utilities(a)
+        ub, wb = self.utilities(b)
+        n = ua.shape[0]
+        # Both uniforms are always drawn, so every beta consumes the generator alike
+        # (beta -> inf then gives exactly the oracle's labels for the same seed).
+        u_choice = self.rng.random(n)
+        u_mistake = self.rng.random(n)
+        p = self._choice_probability(wa - wb)
+        if self.beta == INF:
+            labels = p.copy()  # 1, 0, or 0.5 on an exact tie
+        else:
+            labels = (u_choice < p).astype(np.float64)
+        flip = u_mistake < self.mistake
+        labels = np.where(flip, 1.0 - labels, labels)
+        if self.equal_threshold > 0:
+            labels[np.abs(ua - ub) < self.equal_threshold] = EQUAL
+        if self.skip_threshold > -INF:
+            labels[np.maximum(ua, ub) <= self.skip_threshold] = np.nan
+        return labels
+
+
+@register_feedback_model("bpref")
+class BPrefTeacher(PreferenceModel):
+    """Every B-Pref knob at once (Lee et al. 2021); the defaults give the oracle.
+
+    See :class:`PreferenceModel` for the model and its deviations from B-Pref.
+
+    :param beta: rationality, in [0, inf].
+    :param gamma: myopic discount, in (0, 1].
+    :param mistake: probability of flipping the choice, in [0, 1].
+    :param skip_threshold: skip when neither segment's return exceeds it.
+    :param equal_threshold: answer "equal" when the returns differ by less.
+    :param rng: a numpy Generator or an integer seed.
+    """
+
+
+@register_feedback_model("oracle")
+class OracleTeacher(PreferenceModel):
+    """B-Pref "Oracle" (Lee et al. 2021): always prefers the segment with the larger return.
+
+    Same parameters as :class:`PreferenceModel`, default ``beta = inf``; ties answer "equal".
+    """
+
+
+@register_feedback_model("stochastic")
+class StochasticTeacher(PreferenceModel):
+    """B-Pref "Stoc" (Lee et al. 2021): Bradley-Terry choice with rationality ``beta = 1``.
+
+    ``P(a > b) = sigmoid(beta (R_a - R_b))`` (Christiano et al. 2017); see
+    :class:`PreferenceModel` for every parameter.
+    """
+
+    def __init__(
+        self,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        mistake: float = 0.0,
+        skip_threshold: float = -INF,
+        equal_threshold: float = 0.0,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+
+
+@register_feedback_model("mistake")
+class MistakeTeacher(PreferenceModel):
+    """B-Pref "Mistake" (Lee et al. 2021): the oracle's choice flipped with probability 0.1.
+
+    See :class:`PreferenceModel` for every parameter.
+    """
+
+    def __init__(
+        self,
+        beta: float = INF,
+        gamma: float = 1.0,
+        mistake: float = 0.1,
+        skip_threshold: float = -INF,
+        equal_threshold: float = 0.0,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+
+
+@register_feedback_model("skip")
+class SkipTeacher(PreferenceModel):
+    """B-Pref "Skip" (Lee et al. 2021): skips a query unless some segment's return exceeds 0.
+
+    The threshold is absolute (B-Pref scales it by the average segment return): set
+    ``skip_threshold`` to your env's reward scale. See :class:`PreferenceModel`.
+    """
+
+    def __init__(
+        self,
+        beta: float = INF,
+        gamma: float = 1.0,
+        mistake: float = 0.0,
+        skip_threshold: float = 0.0,
+        equal_threshold: float = 0.0,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+
+
+@register_feedback_model("equal")
+class EqualTeacher(PreferenceModel):
+    """B-Pref "Equal" (Lee et al. 2021): answers "equal" when returns differ by less than 0.1.
+
+    The threshold is absolute (B-Pref scales it by the average segment return): set
+    ``equal_threshold`` to your env's reward scale. See :class:`PreferenceModel`.
+    """
+
+    def __init__(
+        self,
+        beta: float = INF,
+        gamma: float = 1.0,
+        mistake: float = 0.0,
+        skip_threshold: float = -INF,
+        equal_threshold: float = 0.1,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+
+
+@register_feedback_model("myopic")
+class MyopicTeacher(PreferenceModel):
+    """B-Pref "Myopic" (Lee et al. 2021): step ``t`` of ``L`` weighs ``0.9 ** (L - 1 - t)``.
+
+    See :class:`PreferenceModel` for every parameter.
+    """
+
+    def __init__(
+        self,
+        beta: float = INF,
+        gamma: float = 0.9,
+        mistake: float = 0.0,
+        skip_threshold: float = -INF,
+        equal_threshold: float = 0.0,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+
+
+@register_feedback_model("regret")
+class RegretTeacher(PreferenceModel):
+    """Regret preference model of Knox et al. (2023), "Learning Optimal Advantage from
+    Preferences and Mistaking it for Reward": segments are compared by their summed optimal
+    advantage ``sum_t A*(s_t, a_t) = -regret``, not by their partial return.
+
+    ``P(a > b) = sigmoid(beta (sum A*(a) - sum A*(b)))``. The advantages come from, in order:
+    ``advantage_fn(obs, actions)`` (any value function, e.g. a trained expert's critic), a
+    tabular ``q_values[s, a]`` table, or an ``env`` with an ``optimal_values()`` method (the
+    exact ``Q*`` of :class:`~feedbackgym.envs.gridworld.GridWorld`). Segments must then carry
+    ``obs`` and ``actions``. The B-Pref knobs apply to the advantage sums; deviation: Knox et
+    al. use no myopic discount, skip or equal answers (the defaults switch them off).
+
+    :param beta: rationality, in [0, inf]; ``inf`` always picks the lower-regret segment.
+    :param env: an env (or its unwrapped core) with ``optimal_values() -> (V*, Q*)``.
+    :param q_values: a ``(n_states, n_actions)`` table of ``Q*``.
+    :param advantage_fn: ``f(obs, actions) -> A*`` of shape ``(n, L)``.
+    :param gamma: myopic discount, in (0, 1].
+    :param mistake: probability of flipping the choice, in [0, 1].
+    :param skip_threshold: skip when neither advantage sum exceeds it.
+    :param equal_threshold: answer "equal" when the advantage sums differ by less.
+    :param rng: a numpy Generator or an integer seed.
+    """
+
+    def __init__(
+        self,
+        beta: float = 1.0,
+        env: Any = None,
+        q_values: np.ndarray | Sequence[Sequence[float]] | None = None,
+        advantage_fn: AdvantageFn | None = None,
+        gamma: float = 1.0,
+        mistake: float = 0.0,
+        skip_threshold: float = -INF,
+        equal_threshold: float = 0.0,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+        self.advantage_fn = check_callable("advantage_fn", advantage_fn)
+        if q_values is None and env is not None:
+            core = getattr(env, "unwrapped", env)
+            if not hasattr(core, "optimal_values"):
+                raise ConfigError(
+                    "env must have an optimal_values() method (e.g. feedbackgym/GridWorld-v0); "
+                    "else pass q_values or advantage_fn"
+                )
+            q_values = core.optimal_values()[1]
+        if q_values is None and advantage_fn is None:
+            raise ConfigError("the regret teacher needs one of env, q_values or advantage_fn")
+        self.q_values = None if q_values is None else _check_q(q_values)
+        self.env = None  # described by q_values in config()
+
+    def step_utilities(self, segments: Segments) -> np.ndarray:
+        """Optimal advantage ``A*(s_t, a_t)`` of each step, shape ``(n, L)``."""
+        if segments.obs is None or segments.actions is None:
+            raise ConfigError("the regret teacher needs segments with obs and actions")
+        if self.advantage_fn is not None:
+            adv = np.asarray(self.advantage_fn(segments.obs, segments.actions), float)
+            if adv.shape != segments.rewards.shape:
+                raise ConfigError(
+                    f"advantage_fn must return shape {segments.rewards.shape}, got {adv.shape}"
+                )
+            return adv
+        return advantages(self.q_values, segments.obs, segments.actions)
+
+
+def _check_q(q_values: Any) -> np.ndarray:
+    q = np.asarray(q_values, dtype=np.float64)
+    if q.ndim != 2 or not np.all(np.isfinite(q)):
+        raise ConfigError(f"q_values must be a finite (n_states, n_actions) table, got {q.shape}")
+    return q
+
+
+def advantages(q_values: np.ndarray, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """``A(s, a) = Q(s, a) - max_a' Q(s, a')`` for integer arrays of states and actions."""
+    obs = np.asarray(obs)
+    actions = np.asarray(actions)
+    if obs.dtype.kind not in "iu" or actions.dtype.kind not in "iu":
+        raise ConfigError("a q_values table needs integer (discrete) obs and actions")
+    n_states, n_actions = q_values.shape
+    if obs.size and (obs.min() < 0 or obs.max() >= n_states):
+        raise ConfigError(f"obs must be states in [0, {n_states - 1}] of the q_values table")
+    if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
+        raise ConfigError(f"actions must be in [0, {n_actions - 1}] of the q_values table")
+    return q_values[obs, actions] - q_values.max(axis=1)[obs]
+
+
+@register_feedback_model("plackett-luce")
+class PlackettLuceTeacher(PreferenceModel):
+    """K-wise rankings of ``m`` segments under the Plackett-Luce model.
+
+    ``P(ranking) = prod_k exp(beta W_(k)) / sum_{j >= k} exp(beta W_(j))`` over the segments'
+    (myopically discounted) returns ``W``, sampled exactly with the Gumbel-max trick; the
+    pairwise case is Bradley-Terry. As in Zhu, Jordan and Jiao (2023), "Principled
+    Reinforcement Learning with Human Feedback from Pairwise or K-wise Comparisons". ``prefer``
+    answers pairs like :class:`PreferenceModel`; ``beta = inf`` sorts by return (ties keep the
+    given order). Deviation: no skip/equal answers in rankings.
+
+    :param beta: rationality, in [0, inf].
+    :param gamma: myopic discount, in (0, 1].
+    :param mistake: probability of flipping a pairwise choice (``prefer`` only), in [0, 1].
+    :param rng: a numpy Generator or an integer seed.
+    """
+
+    kind = "ranking"
+
+    def __init__(
+        self,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        mistake: float = 0.0,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(beta, gamma, mistake, rng=rng)
+
+    def rank(self, segments: Sequence[Segments | np.ndarray] | np.ndarray) -> np.ndarray:
+        """Rank ``m`` segments per query: indices best first, shape ``(n, m)``.
+
+        ``segments`` is an array of rewards of shape ``(n, m, L)`` or a list of ``m`` segment
+        batches of ``n`` segments each.
+        """
+        if isinstance(segments, np.ndarray) and segments.ndim == 3:
+            batches = [Segments(segments[:, k]) for k in range(segments.shape[1])]
+        else:
+            batches = [as_segments(s) for s in segments]
+        if len(batches) < 2:
+            raise ConfigError(f"rank needs at least 2 segments per query, got {len(batches)}")
+        if len({s.rewards.shape for s in batches}) != 1:
+            raise ConfigError("every segment batch given to rank must have the same shape")
+        scores = np.stack([self.utilities(s)[1] for s in batches], axis=1)
+        gumbel = self.rng.gumbel(size=scores.shape)
+        if self.beta == INF:
+            keys = scores
+        else:
+            keys = self.beta * scores + gumbel
+        ranking = np.argsort(-keys, axis=1, kind="stable")
+        self._count(ranking.shape[0], ranking.shape[0])
+        self._record("rank", lambda: {"segments": [s.to_dict() for s in batches]}, ranking)
+        return ranking

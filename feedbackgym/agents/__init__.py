@@ -11,6 +11,18 @@ from feedbackgym.agents.bandits import (
     ThompsonSampling,
 )
 from feedbackgym.agents.base import AGENTS, BanditAgent, make_agent, register_agent
+from feedbackgym.agents.dueling import (
+    RMED1,
+    RUCB,
+    BeatTheMean,
+    CoLSTIM,
+    CopelandConfidenceBound,
+    DoubleThompsonSampling,
+    DuelingAgent,
+    InterleavedFilter,
+    MergeRUCB,
+    SelfSparring,
+)
 
 __all__ = [
     "AGENTS",
@@ -24,4 +36,14 @@ __all__ = [
     "EXP3",
     "LinUCB",
     "LinearThompsonSampling",
+    "DuelingAgent",
+    "InterleavedFilter",
+    "BeatTheMean",
+    "RUCB",
+    "RMED1",
+    "DoubleThompsonSampling",
+    "CopelandConfidenceBound",
+    "MergeRUCB",
+    "SelfSparring",
+    "CoLSTIM",
 ]

@@ -21,6 +21,14 @@ from feedbackgym.envs.bandits import (
     SwitchingCostBandit,
     SwitchingCostBanditVec,
 )
+from feedbackgym.envs.dueling import (
+    ContextualDuelingBandit,
+    ContextualDuelingBanditVec,
+    DuelingBandit,
+    DuelingBanditVec,
+    MultiDuelingBandit,
+    MultiDuelingBanditVec,
+)
 
 NAMESPACE = "feedbackgym"
 
@@ -31,6 +39,9 @@ _BUILTIN: list[tuple[str, type[gym.Env], type[BanditVectorEnv]]] = [
     ("SwitchingCostBandit-v0", SwitchingCostBandit, SwitchingCostBanditVec),
     ("PiecewiseStationaryBandit-v0", PiecewiseStationaryBandit, PiecewiseStationaryBanditVec),
     ("ContextualLinearBandit-v0", ContextualLinearBandit, ContextualLinearBanditVec),
+    ("DuelingBandit-v0", DuelingBandit, DuelingBanditVec),
+    ("MultiDuelingBandit-v0", MultiDuelingBandit, MultiDuelingBanditVec),
+    ("ContextualDuelingBandit-v0", ContextualDuelingBandit, ContextualDuelingBanditVec),
 ]
 
 
@@ -104,6 +115,9 @@ def registered_ids(namespace: str | None = NAMESPACE) -> list[str]:
 __all__ = [
     "BanditVectorEnv",
     "SingleRunBandit",
+    "DuelingBanditVec",
+    "MultiDuelingBanditVec",
+    "ContextualDuelingBanditVec",
     "register_bandit",
     "register_envs",
     "registered_ids",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import numba
 import pytest
 
 import feedbackgym  # noqa: F401  (registers the envs)
 from feedbackgym.cli import main
+
+# pytest-xdist already runs one worker per core; numba's parallel kernels on top would
+# oversubscribe the cores, and a parallel region waits for threads the OS has paused.
+numba.set_num_threads(1)
 
 EASY_MEANS = [0.9, 0.6, 0.4, 0.2]
 

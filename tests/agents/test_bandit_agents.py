@@ -78,12 +78,16 @@ def test_thompson_kernel_gives_the_same_draws_on_any_number_of_threads():
     alpha = _kernels.gamma_constants(rng.integers(1, 50, (64, 5)).astype(float))
     beta = _kernels.gamma_constants(rng.integers(1, 50, (64, 5)).astype(float))
     picks = []
-    for threads in (1, numba.config.NUMBA_NUM_THREADS):
-        numba.set_num_threads(threads)
-        streams = np.arange(64, dtype=np.uint64)
-        out = np.zeros(64, np.int64)
-        _kernels.beta_thompson_choose(alpha, beta, streams, out)
-        picks.append(out.copy())
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            streams = np.arange(64, dtype=np.uint64)
+            out = np.zeros(64, np.int64)
+            _kernels.beta_thompson_choose(alpha, beta, streams, out)
+            picks.append(out.copy())
+    finally:
+        numba.set_num_threads(before)
     assert np.array_equal(picks[0], picks[1])
 
 

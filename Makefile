@@ -32,6 +32,9 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_bandits.py
+	$(PY) benchmarks/bench_dueling.py
+	$(PY) benchmarks/bench_feedback.py
+	$(PY) benchmarks/bench_learned.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,22 @@ def run_study(
     study.validate()
     out = Path(out)
     _check_out_dir(out, study)
+    # Join the backend before writing anything, so a cluster that is not there leaves DIR as it was.
+    with _ray_session(ray_address, workers) if backend == "ray" else nullcontext():
+        _run_cells(study, out, backend, workers, ray_address, progress, console)
+    return write_results(study, out, tensorboard=tensorboard)
+
+
+def _run_cells(
+    study: RegretStudy,
+    out: Path,
+    backend: str,
+    workers: int,
+    ray_address: str | None,
+    progress: bool,
+    console: Console | None,
+) -> None:
+    """Run the cells not yet saved under ``out/cells`` and save each as it finishes."""
     config = {**study.config(), "backend": backend, "workers": workers}
     io.write_json(out / "config.json", config)
 
@@ -110,8 +127,6 @@ def run_study(
             io.write_npz(cells_dir / f"{cell.name}.npz", **result)
             if not streamed:
                 advance(cell, cell.runs * study.horizon)
-
-    return write_results(study, out, tensorboard=tensorboard)
 
 
 def _import_ray() -> Any:
@@ -172,28 +187,40 @@ def _run_local(
                 future.cancel()
 
 
-def _run_ray(
-    cells: list[Cell], workers: int, address: str | None, _advance: Callable[[Cell, int], None]
-) -> Iterator[tuple[Cell, dict[str, Any], bool]]:
-    """As Ray tasks, one CPU each; on a local Ray with ``workers`` CPUs when no address."""
+@contextmanager
+def _ray_session(address: str | None, workers: int) -> Iterator[Any]:
+    """Ray, initialised here (local with ``workers`` CPUs, or joining ``address``) unless it
+    already is; shut down on exit when started here."""
     ray = _import_ray()
-    started = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address is None:
-            kwargs["num_cpus"] = workers
-        ray.init(address=address, logging_level="ERROR", **kwargs)
-        started = True
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address is None:
+        kwargs["num_cpus"] = workers
     try:
-        remote = ray.remote(num_cpus=1)(run_cell)
-        pending = {remote.remote(cell): cell for cell in cells}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                yield pending.pop(ref), ray.get(ref), False
+        ray.init(address=address, logging_level="ERROR", **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"could not start or join Ray at {address or 'local'}: {first}") from None
+    try:
+        yield ray
     finally:
-        if started:
-            ray.shutdown()
+        ray.shutdown()
+
+
+def _run_ray(
+    cells: list[Cell], _workers: int, _address: str | None, _advance: Callable[[Cell, int], None]
+) -> Iterator[tuple[Cell, dict[str, Any], bool]]:
+    """As Ray tasks, one CPU each, on the Ray that :func:`_ray_session` joined."""
+    import ray
+
+    remote = ray.remote(num_cpus=1)(run_cell)
+    pending = {remote.remote(cell): cell for cell in cells}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            yield pending.pop(ref), ray.get(ref), False
 
 
 def write_results(study: RegretStudy, out: Path, tensorboard: bool = False) -> list[dict[str, Any]]:

@@ -132,8 +132,9 @@ class BanditAgent:
             )
         family = getattr(base, "reward_family", None)
         if cls.needs_unit_rewards and family != "bernoulli":
+            said = f"are {family}" if family else "do not declare reward_family = 'bernoulli'"
             raise ConfigError(
-                f"agent {name!r} needs rewards in [0, 1] but the env's rewards are {family}"
+                f"agent {name!r} needs rewards in [0, 1] but the env's rewards {said}"
             )
 
     @classmethod

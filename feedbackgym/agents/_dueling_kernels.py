@@ -1039,3 +1039,45 @@ def sparring_update(
             beta[n, a, 0] = db
             beta[n, a, 1] = 1.0 / math.sqrt(9.0 * db)
     return True
+
+
+@njit(cache=True, error_model="numpy")
+def sparring_ranking_update(
+    successes: np.ndarray,
+    failures: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    actions: np.ndarray,
+    ranking: np.ndarray,
+    eta: float,
+) -> bool:
+    """Credit every pair a full ranking reveals: the pick ranked higher beat each one below.
+
+    ``ranking[n]`` holds the slots of run n's subset from best to worst (a permutation of
+    0 .. m - 1). Refreshes the Beta(S + 1, F + 1) sampler constants of the arms involved.
+    Returns False (no change) when some row is not a permutation.
+    """
+    n_runs, m = actions.shape
+    seen = np.zeros(m, dtype=np.bool_)
+    for n in range(n_runs):
+        seen[:] = False
+        for i in range(m):
+            s = ranking[n, i]
+            if s < 0 or s >= m or seen[s]:
+                return False
+            seen[s] = True
+    for n in range(n_runs):
+        for i in range(m):
+            better = actions[n, ranking[n, i]]
+            for j in range(i + 1, m):
+                successes[n, better] += eta
+                failures[n, actions[n, ranking[n, j]]] += eta
+        for s in range(m):
+            a = actions[n, s]
+            da = successes[n, a] + 1.0 - _THIRD
+            alpha[n, a, 0] = da
+            alpha[n, a, 1] = 1.0 / math.sqrt(9.0 * da)
+            db = failures[n, a] + 1.0 - _THIRD
+            beta[n, a, 0] = db
+            beta[n, a, 1] = 1.0 / math.sqrt(9.0 * db)
+    return True

@@ -62,7 +62,12 @@ class BanditAgent:
         raise NotImplementedError
 
     def update(self, actions: np.ndarray, rewards: np.ndarray, obs: Any = None) -> None:
-        """Learn from the rewards the runs received; ``obs`` is what ``predict`` was given."""
+        """Learn from the rewards the runs received; ``obs`` is what ``predict`` was given.
+
+        An agent whose feedback is richer than the reward (e.g. the full ranking a
+        multi-dueling env returns as its next observation) adds a ``next_obs`` parameter:
+        ``learn`` then passes the observation the step returned.
+        """
         raise NotImplementedError
 
     def learn(
@@ -92,10 +97,14 @@ class BanditAgent:
         obs, _ = env.reset(seed=seed)
         next_cp = 0
         report_every = max(1, total_steps // 200)
+        wants_next_obs = "next_obs" in inspect.signature(self.update).parameters
         for t in range(1, total_steps + 1):
             actions = self.predict(obs)
             next_obs, rewards, _, _, info = env.step(actions)
-            self.update(actions, rewards, obs)
+            if wants_next_obs:
+                self.update(actions, rewards, obs, next_obs=next_obs)
+            else:
+                self.update(actions, rewards, obs)
             obs = next_obs
             cumulative += info[regret_key]
             while next_cp < checkpoints.size and checkpoints[next_cp] == t:

@@ -588,10 +588,10 @@ class SelfSparring(DuelingAgent):
     Sui, Zhuang, Burdick & Yue (2017), "Multi-dueling Bandits with Dependent Arms" (UAI),
     Algorithm 1 (independent Beta priors). Each of the m slots draws theta_k ~ Beta(S_k + 1,
     F_k + 1) for every arm and plays the argmax (an arm may fill several slots); a pairwise
-    outcome r credits S_winner += eta and F_loser += eta. Deviation: on multi-dueling envs it
-    learns from the winner only, so the pairs observed are winner-vs-each-other-pick (the
-    losers' mutual outcomes count as unobserved); a full ranking the env shows in its
-    observation is not used.
+    outcome r credits S_winner += eta and F_loser += eta. On a multi-dueling env that shows the
+    full ranking (``feedback="ranking"``) every one of the m (m - 1) / 2 pairs it reveals is
+    credited; with winner-only feedback, the winner against each other pick (the losers'
+    mutual outcomes are unobserved).
     It needs no Condorcet winner (on matrices without one it favours high Borda scores). The
     Beta draws use the numba kernel of ``thompson``.
 
@@ -632,9 +632,19 @@ class SelfSparring(DuelingAgent):
             self._out[:, s] = self._slot
         return self._out.copy()
 
-    def update(self, actions: np.ndarray, outcomes: np.ndarray, obs: Any = None) -> None:
+    def update(
+        self, actions: np.ndarray, outcomes: np.ndarray, obs: Any = None, next_obs: Any = None
+    ) -> None:
         m = self.subset_size
         actions = np.asarray(actions, dtype=np.int64).reshape(self.n_runs, m)
+        if next_obs is not None and np.ndim(next_obs) == 2 and m > 2:
+            ranking = np.asarray(next_obs, dtype=np.int64).reshape(self.n_runs, m)
+            if not _k.sparring_ranking_update(
+                self.successes, self.failures, self._alpha, self._beta, actions, ranking, self.eta
+            ):
+                raise ConfigError("self-sparring needs rankings that order the subset's slots")
+            self.t += 1
+            return
         outcomes = np.asarray(outcomes, dtype=np.float64).reshape(self.n_runs)
         if not _k.sparring_update(
             self.successes,

@@ -138,6 +138,24 @@ def test_self_sparring_on_a_multi_dueling_env_finds_the_best_arm():
     assert (agent.predict(obs) == 1).mean() > 0.8
 
 
+def test_self_sparring_learns_more_from_full_rankings_than_from_winners():
+    def regret(feedback):
+        env = gym.make_vec(
+            "feedbackgym/MultiDuelingBandit-v0",
+            num_envs=RUNS,
+            utilities=[0.0, 1.0, 0.8, 0.5, 0.2, 0.6, 0.9],
+            subset_size=4,
+            feedback=feedback,
+            horizon=600,
+        )
+        agent = make_agent("self-sparring", env, seed=0)
+        curve = agent.learn(env, 600, checkpoints=[600], seed=0, regret_key="regret_average")
+        return curve.mean(), curve.std() / np.sqrt(RUNS)
+
+    (ranked, ranked_sem), (winners, winners_sem) = regret("ranking"), regret("winner")
+    assert ranked < winners - 2 * np.hypot(ranked_sem, winners_sem), (ranked, winners)
+
+
 @pytest.mark.parametrize("name", [*CONDORCET_AGENTS, "colstim"])
 def test_same_seed_same_duels(name):
     env_id = (

@@ -591,7 +591,8 @@ class SelfSparring(DuelingAgent):
     outcome r credits S_winner += eta and F_loser += eta. On a multi-dueling env that shows the
     full ranking (``feedback="ranking"``) every one of the m (m - 1) / 2 pairs it reveals is
     credited; with winner-only feedback, the winner against each other pick (the losers'
-    mutual outcomes are unobserved).
+    mutual outcomes are unobserved). Deviation: when an arm fills several slots, its duels
+    against itself are credited both ways (S and F grow alike) instead of being dropped.
     It needs no Condorcet winner (on matrices without one it favours high Borda scores). The
     Beta draws use the numba kernel of ``thompson``.
 

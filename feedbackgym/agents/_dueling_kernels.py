@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from feedbackgym.agents._kernels import _gamma, _uniform
+from feedbackgym.agents._kernels import _gamma, _uniform, set_gamma_constants
 
 _THIRD = 1.0 / 3.0
 
@@ -1032,12 +1032,8 @@ def sparring_update(
             failures[n, actions[n, s]] += eta
         for s in range(m):
             a = actions[n, s]
-            da = successes[n, a] + 1.0 - _THIRD
-            alpha[n, a, 0] = da
-            alpha[n, a, 1] = 1.0 / math.sqrt(9.0 * da)
-            db = failures[n, a] + 1.0 - _THIRD
-            beta[n, a, 0] = db
-            beta[n, a, 1] = 1.0 / math.sqrt(9.0 * db)
+            set_gamma_constants(alpha, n, a, successes[n, a] + 1.0)
+            set_gamma_constants(beta, n, a, failures[n, a] + 1.0)
     return True
 
 
@@ -1074,10 +1070,6 @@ def sparring_ranking_update(
                 failures[n, actions[n, ranking[n, j]]] += eta
         for s in range(m):
             a = actions[n, s]
-            da = successes[n, a] + 1.0 - _THIRD
-            alpha[n, a, 0] = da
-            alpha[n, a, 1] = 1.0 / math.sqrt(9.0 * da)
-            db = failures[n, a] + 1.0 - _THIRD
-            beta[n, a, 0] = db
-            beta[n, a, 1] = 1.0 / math.sqrt(9.0 * db)
+            set_gamma_constants(alpha, n, a, successes[n, a] + 1.0)
+            set_gamma_constants(beta, n, a, failures[n, a] + 1.0)
     return True

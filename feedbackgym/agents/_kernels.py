@@ -94,6 +94,15 @@ def _gamma(state: np.ndarray, n: int, d: float, c: float) -> float:
             return d * v
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def set_gamma_constants(constants: np.ndarray, n: int, k: int, shape: float) -> None:
+    """Store :func:`_gamma`'s (d, c) for ``shape`` at ``constants[n, k]`` (numba twin of
+    :func:`gamma_constants`)."""
+    d = shape - 1.0 / 3.0
+    constants[n, k, 0] = d
+    constants[n, k, 1] = 1.0 / math.sqrt(9.0 * d)
+
+
 def gamma_constants(shape: np.ndarray) -> np.ndarray:
     """Constants (d, c) of :func:`_gamma` for each shape, stacked on a last axis of size 2."""
     d = shape - 1.0 / 3.0
@@ -256,13 +265,9 @@ def beta_posterior_update(
         counts[n, k] += 1.0
         if rewards[n] == 1.0:
             sums[n, k] += 1.0
-            d = sums[n, k] + 1.0 - 1.0 / 3.0
-            alpha[n, k, 0] = d
-            alpha[n, k, 1] = 1.0 / math.sqrt(9.0 * d)
+            set_gamma_constants(alpha, n, k, sums[n, k] + 1.0)
         else:
-            d = counts[n, k] - sums[n, k] + 1.0 - 1.0 / 3.0
-            beta[n, k, 0] = d
-            beta[n, k, 1] = 1.0 / math.sqrt(9.0 * d)
+            set_gamma_constants(beta, n, k, counts[n, k] - sums[n, k] + 1.0)
     return True
 
 

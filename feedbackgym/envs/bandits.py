@@ -123,13 +123,11 @@ class BanditVectorEnv(VectorEnv):
         self._truth = None
         return self._observation(), {}
 
-    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        actions = np.asarray(actions).reshape(self.num_envs)
-        if actions.dtype.kind not in "iu" or actions.min() < 0 or actions.max() >= self.n_arms:
-            raise ConfigError(
-                f"actions must be arm indices in [0, {self.n_arms - 1}], got {actions.tolist()[:8]}"
-            )
-        actions = actions.astype(np.int64, copy=False)
+    def _restart_finished_runs(self) -> np.ndarray:
+        """Next-step autoreset: start afresh the runs truncated at the previous step.
+
+        Returns their mask; those runs' step gets no reward and no regret.
+        """
         restarting = self._needs_reset
         if restarting.any():
             runs = np.flatnonzero(restarting)
@@ -137,6 +135,16 @@ class BanditVectorEnv(VectorEnv):
             self._prev_action[runs] = -1
             self._reset_runs(runs)
             self._truth = None
+        return restarting
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = np.asarray(actions).reshape(self.num_envs)
+        if actions.dtype.kind not in "iu" or actions.min() < 0 or actions.max() >= self.n_arms:
+            raise ConfigError(
+                f"actions must be arm indices in [0, {self.n_arms - 1}], got {actions.tolist()[:8]}"
+            )
+        actions = actions.astype(np.int64, copy=False)
+        restarting = self._restart_finished_runs()
         means = self._mean_rewards()
         if self._truth is None or self._truth[0] is not means:
             # Stationary bandits return the same array until a reset: compute its optimum once.

@@ -391,12 +391,8 @@ class DuelingBanditVec(BanditVectorEnv):
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = self._check_actions(actions)
-        restarting = self._needs_reset
+        restarting = self._restart_finished_runs()
         any_restart = restarting.any()
-        if any_restart:
-            runs = np.flatnonzero(restarting)
-            self.t[runs] = 0
-            self._reset_runs(runs)
         outcome = np.empty(self.num_envs)
         regret = np.empty((5, self.num_envs))
         bad = _duel_step(
@@ -531,11 +527,7 @@ class MultiDuelingBanditVec(BanditVectorEnv):
         actions = self._check_actions(actions)
         if actions.min() < 0 or actions.max() >= self.n_arms:
             raise self._bad_actions(actions)
-        restarting = self._needs_reset
-        if restarting.any():
-            runs = np.flatnonzero(restarting)
-            self.t[runs] = 0
-            self._reset_runs(runs)
+        restarting = self._restart_finished_runs()
         rows = self._rows[:, None]
         u = self.scale * self.utilities[rows, actions]
         noisy = u + self.np_random.gumbel(size=u.shape)
@@ -652,11 +644,7 @@ class ContextualDuelingBanditVec(BanditVectorEnv):
         actions = self._check_actions(actions)
         if actions.min() < 0 or actions.max() >= self.n_arms:
             raise self._bad_actions(actions)
-        restarting = self._needs_reset
-        if restarting.any():
-            runs = np.flatnonzero(restarting)
-            self.t[runs] = 0
-            self._reset_runs(runs)
+        restarting = self._restart_finished_runs()
         u = np.einsum("nkd,nd->nk", self.contexts.astype(np.float64), self.theta)
         rows = self._rows
         ui = u[rows, actions[:, 0]]

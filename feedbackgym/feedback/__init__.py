@@ -55,6 +55,7 @@ from feedbackgym.feedback.preferences import (
     StochasticTeacher,
     advantages,
 )
+from feedbackgym.feedback.reward_model import Comparisons, RewardModel, resolve_device
 from feedbackgym.feedback.scores import CoachTeacher, ScoreModel, Scores, TamerTeacher
 from feedbackgym.feedback.wrappers import (
     CorrectionFeedback,
@@ -116,6 +117,9 @@ __all__ = [
     "logged_queries",
     "rebuild_models",
     "LearnedPreferenceModel",
+    "RewardModel",
+    "Comparisons",
+    "resolve_device",
     "preference_data",
     "HideReward",
     "ScoreFeedback",

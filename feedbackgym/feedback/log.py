@@ -217,7 +217,9 @@ class ReplayTeacher(FeedbackModel):
     Each verb (``prefer``, ``rank``, ``score``, ``correct``) returns the next logged answer of
     that verb after checking that the query is the logged one (by fingerprint); a different
     query or a log with no answers left raises a one-line ConfigError. Used to re-run an
-    experiment against recorded (possibly real human) feedback.
+    experiment against recorded (possibly real human) feedback. Its ``kind`` is that of the
+    logged batches when they share one (so a replayed preference teacher is a preference
+    teacher), else ``"replay"``.
 
     :param path: the JSONL feedback log.
     :param model: replay only the batches of this model id (None: all).
@@ -237,6 +239,9 @@ class ReplayTeacher(FeedbackModel):
         self.model = model
         self._records = logged_queries(path, model)
         self._next: dict[str, int] = {}
+        kinds = {r["kind"] for r in self._records}
+        if len(kinds) == 1:  # answers like the model it replays (e.g. "preference")
+            self.kind = kinds.pop()
 
     def _replay(self, verb: str, query: dict[str, Any]) -> Any:
         position = self._next.get(verb, 0)

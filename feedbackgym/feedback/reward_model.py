@@ -1,0 +1,506 @@
+"""The toolkit's one learned reward model: an MLP ensemble fitted to preferences and rankings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from feedbackgym.errors import ConfigError, check_positive_int, check_range
+from feedbackgym.feedback.base import Segments, as_segments
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` is ``"cuda"`` when torch sees a GPU, else ``"cpu"``; other names are checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {device!r} asked for, but torch sees no CUDA GPU; use auto or cpu"
+        )
+    return device
+
+
+#: Below this many rows a CPU pass runs on one thread.
+SMALL_BATCH = 100_000
+
+
+@contextmanager
+def one_cpu_thread(device: str, rows: int) -> Iterator[None]:
+    """Run small CPU batches on one thread: there a thread pool costs more than it saves, and
+    its spinning threads slow down badly on a busy machine. Large batches keep torch's pool."""
+    import torch
+
+    if device != "cpu" or rows >= SMALL_BATCH:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class Comparisons:
+    """Labelled comparisons of segments: what a reward model is fitted to.
+
+    Pairs hold ``labels`` = P(first preferred) (1, 0, 0.5 for "equal"; NaN for skipped, which
+    :meth:`add_pairs` drops); rankings hold ``m`` segments per query and the order a teacher
+    gave, best first. Segment arrays are ``(n, L, ...)`` for pairs and ``(n, m, L, ...)`` for
+    rankings; obs/actions may be None when the segments carry only rewards.
+    """
+
+    pair_obs: list[np.ndarray] = field(default_factory=list)
+    pair_actions: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    rank_obs: list[np.ndarray] = field(default_factory=list)
+    rank_actions: list[np.ndarray] = field(default_factory=list)
+    orders: list[np.ndarray] = field(default_factory=list)
+
+    def add_pairs(self, a: Segments, b: Segments, labels: np.ndarray) -> int:
+        """Keep the answered pairs (NaN labels are skipped queries); returns how many."""
+        labels = np.asarray(labels, dtype=np.float64)
+        keep = ~np.isnan(labels)
+        if keep.any():
+            self.pair_obs.append(np.stack([_obs(a)[keep], _obs(b)[keep]], axis=1))
+            self.pair_actions.append(np.stack([_act(a)[keep], _act(b)[keep]], axis=1))
+            self.labels.append(labels[keep])
+        return int(keep.sum())
+
+    def add_rankings(self, segments: Sequence[Segments], orders: np.ndarray) -> int:
+        """Keep the complete rankings (a refused query is a row of -1); returns how many."""
+        orders = np.asarray(orders, dtype=np.int64)
+        keep = (orders >= 0).all(axis=1)
+        if keep.any():
+            self.rank_obs.append(np.stack([_obs(s)[keep] for s in segments], axis=1))
+            self.rank_actions.append(np.stack([_act(s)[keep] for s in segments], axis=1))
+            self.orders.append(orders[keep])
+        return int(keep.sum())
+
+    @property
+    def n_pairs(self) -> int:
+        return int(sum(len(x) for x in self.labels))
+
+    @property
+    def n_rankings(self) -> int:
+        return int(sum(len(x) for x in self.orders))
+
+    def __len__(self) -> int:
+        return self.n_pairs + self.n_rankings
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Everything concatenated (for fitting and for saving with ``np.savez``)."""
+        out: dict[str, np.ndarray] = {}
+        for name in ("pair_obs", "pair_actions", "labels", "rank_obs", "rank_actions", "orders"):
+            parts = getattr(self, name)
+            if parts:
+                out[name] = np.concatenate(parts)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> Comparisons:
+        """Inverse of :meth:`arrays` (e.g. an ``np.load`` result)."""
+        out = cls()
+        for name in ("pair_obs", "pair_actions", "labels", "rank_obs", "rank_actions", "orders"):
+            if name in arrays:
+                getattr(out, name).append(np.asarray(arrays[name]))
+        return out
+
+
+def _obs(segments: Segments) -> np.ndarray:
+    return segments.rewards[..., None] if segments.obs is None else segments.obs
+
+
+def _act(segments: Segments) -> np.ndarray:
+    if segments.actions is None:
+        return np.zeros(segments.rewards.shape + (0,), dtype=np.float32)
+    return segments.actions
+
+
+class RewardModel:
+    """An ensemble of MLP rewards ``r_k(obs, action)`` fitted to preferences and rankings.
+
+    Each member is fitted by maximum likelihood under the Bradley-Terry model over summed
+    rewards, ``P(a > b) = sigmoid(sum_t r(a_t) - sum_t r(b_t))`` (Christiano et al. 2017,
+    "Deep Reinforcement Learning from Human Preferences"): binary cross-entropy with the label
+    as a soft target, so "equal" (0.5) pulls both returns together and skipped pairs (NaN) are
+    left out. Rankings of ``m`` segments use the Plackett-Luce likelihood ``prod_k exp(R_(k)) /
+    sum_{j >= k} exp(R_(j))`` (Zhu, Jordan & Jiao 2023), of which Bradley-Terry is ``m = 2``.
+
+    The members differ by initialisation and by the order they see the data in, as in PEBBLE
+    (Lee, Smith & Abbeel 2021); their spread is what active queries use. All members train at
+    once as batched matrix products. Inputs are standardised with the mean and standard
+    deviation of the features the model was last fitted on; the output of each member is
+    ``tanh``-bounded as in PEBBLE. :meth:`reward` is the members' mean, optionally scaled by
+    :meth:`calibrate` to zero mean and unit variance on a sample of experience.
+
+    Features: continuous observations and actions are flattened; integer arrays of shape
+    ``(n, L)`` (discrete states or actions) are one-hot encoded with sizes read from the
+    first data (or given as ``n_obs``/``n_actions``). Segments without observations use their
+    rewards as the only feature (the GUIDE-style ``learned`` teacher on bare reward arrays).
+
+    :param members: ensemble size, a positive integer.
+    :param hidden: width of each hidden layer, a positive integer.
+    :param layers: number of hidden layers, a positive integer.
+    :param lr: Adam's learning rate, > 0.
+    :param weight_decay: L2 penalty of Adam, >= 0.
+    :param batch_size: comparisons per gradient step (None: the whole data set).
+    :param device: "auto", "cpu" or "cuda".
+    :param seed: seed of the members' initialisation and data order.
+    :param n_obs: one-hot size of discrete observations (None: read from data).
+    :param n_actions: one-hot size of discrete actions (None: read from data).
+    """
+
+    def __init__(
+        self,
+        members: int = 3,
+        hidden: int = 64,
+        layers: int = 2,
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        batch_size: int | None = 64,
+        device: str = "auto",
+        seed: int | None = 0,
+        n_obs: int | None = None,
+        n_actions: int | None = None,
+    ) -> None:
+        self.members = check_positive_int("members", members)
+        self.hidden = check_positive_int("hidden", hidden)
+        self.layers = check_positive_int("layers", layers)
+        self.lr = check_range("lr", lr, 0.0, low_open=True)
+        self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
+        self.batch_size = (
+            None if batch_size is None else check_positive_int("batch_size", batch_size)
+        )
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.one_hot = {"obs": n_obs, "actions": n_actions}
+        self.network: Any = None
+        self.optimiser: Any = None
+        self.feature_mean: np.ndarray | None = None
+        self.feature_std: np.ndarray | None = None
+        self.reward_mean = 0.0
+        self.reward_std = 1.0
+        self.losses: list[float] = []
+        self._order_rng = np.random.default_rng(seed)
+
+    # ----- features -----------------------------------------------------------------------
+    def _encode(self, name: str, value: np.ndarray, lead: int) -> np.ndarray:
+        """Features of one input with ``lead`` leading axes (e.g. 1 for steps, 2 for segments)."""
+        if value.dtype.kind in "iub" and value.ndim == lead:
+            size = self.one_hot.get(name)
+            if size is None:
+                size = int(value.max()) + 1 if value.size else 1
+                self.one_hot[name] = size
+            out = np.zeros(value.shape + (size,), dtype=np.float32)
+            np.put_along_axis(out, np.clip(value, 0, size - 1)[..., None], 1.0, axis=-1)
+            return out
+        return value.reshape(value.shape[:lead] + (-1,)).astype(np.float32, copy=False)
+
+    def features(self, obs: np.ndarray, actions: np.ndarray | None, lead: int = 1) -> np.ndarray:
+        """Unnormalised step features, shape ``obs.shape[:lead] + (f,)``."""
+        parts = [self._encode("obs", np.asarray(obs), lead)]
+        if actions is not None:
+            parts.append(self._encode("actions", np.asarray(actions), lead))
+        return np.concatenate(parts, axis=-1)
+
+    # ----- the network --------------------------------------------------------------------
+    def _build(self, width: int) -> None:
+        import torch
+
+        generator = torch.Generator().manual_seed(int(self._order_rng.integers(2**31)))
+        self.network = _ensemble_network(
+            width, self.hidden, self.layers, self.members, generator
+        ).to(self.device)
+        self.optimiser = torch.optim.Adam(
+            self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+
+    def _scaled(self, feats: np.ndarray) -> Any:
+        import torch
+
+        x = torch.as_tensor(feats, device=self.device)
+        mean = torch.as_tensor(self.feature_mean, device=self.device)
+        std = torch.as_tensor(self.feature_std, device=self.device)
+        return (x - mean) / std
+
+    @property
+    def fitted(self) -> bool:
+        return self.network is not None
+
+    def _check_fitted(self) -> None:
+        if self.network is None:
+            raise ConfigError("the reward model is not fitted yet; call fit() first")
+
+    # ----- fitting ------------------------------------------------------------------------
+    def fit(self, data: Comparisons, epochs: int = 20) -> dict[str, float]:
+        """Train every member for ``epochs`` passes over ``data``; returns the last losses.
+
+        The first call sets the feature sizes, builds the members and fixes the input scale;
+        later calls continue training the same members (more labels arrive between calls).
+        """
+        import torch
+
+        epochs = check_positive_int("epochs", epochs)
+        arrays = data.arrays()
+        if not len(data):
+            raise ConfigError("no answered comparison to fit the reward model to")
+        pair_x = rank_x = None
+        if "labels" in arrays:
+            pair_x = self.features(arrays["pair_obs"], arrays["pair_actions"], lead=3)
+        if "orders" in arrays:
+            rank_x = self.features(arrays["rank_obs"], arrays["rank_actions"], lead=3)
+        if self.network is None:
+            sample = np.concatenate(
+                [x.reshape(-1, x.shape[-1]) for x in (pair_x, rank_x) if x is not None]
+            )
+            self.feature_mean = sample.mean(axis=0).astype(np.float32)
+            self.feature_std = (sample.std(axis=0) + 1e-6).astype(np.float32)
+            self._build(sample.shape[1])
+        self.network.train()
+        losses = {}
+        rows = sum(x.size // x.shape[-1] for x in (pair_x, rank_x) if x is not None)
+        with one_cpu_thread(self.device, rows):
+            xp = None if pair_x is None else self._scaled(pair_x)
+            yp = (
+                None
+                if pair_x is None
+                else torch.as_tensor(arrays["labels"], dtype=torch.float32, device=self.device)
+            )
+            xr = None if rank_x is None else self._scaled(rank_x)
+            orders = (
+                None if rank_x is None else torch.as_tensor(arrays["orders"], device=self.device)
+            )
+            for _ in range(epochs):
+                epoch_losses = []
+                for pair_idx, rank_idx in self._batches(
+                    0 if xp is None else len(xp), 0 if xr is None else len(xr)
+                ):
+                    loss = torch.zeros((), device=self.device)
+                    if pair_idx is not None:
+                        loss = loss + self._pair_loss(xp[pair_idx], yp[pair_idx])
+                    if rank_idx is not None:
+                        loss = loss + self._rank_loss(xr[rank_idx], orders[rank_idx])
+                    self.optimiser.zero_grad()
+                    loss.backward()
+                    self.optimiser.step()
+                    epoch_losses.append(loss.item())
+                self.losses.append(float(np.mean(epoch_losses)))
+            losses["loss"] = self.losses[-1]
+        self.network.eval()
+        return losses
+
+    def _batches(self, n_pairs: int, n_ranks: int) -> Iterator[tuple[Any, Any]]:
+        """Per-member index batches ``(members, b)``: each member sees its own shuffle."""
+        import torch
+
+        def perms(n: int) -> np.ndarray | None:
+            if n == 0:
+                return None
+            return np.stack([self._order_rng.permutation(n) for _ in range(self.members)])
+
+        pp, rp = perms(n_pairs), perms(n_ranks)
+        size = self.batch_size or max(n_pairs, n_ranks)
+        steps = max(-(-n_pairs // size), -(-n_ranks // size))
+        # Both sets are cut into the same number of batches, so each epoch sees each item once.
+        pair_cuts = np.linspace(0, n_pairs, steps + 1).astype(int)
+        rank_cuts = np.linspace(0, n_ranks, steps + 1).astype(int)
+
+        def cut(p: np.ndarray | None, cuts: np.ndarray, k: int) -> Any:
+            if p is None or cuts[k] == cuts[k + 1]:
+                return None
+            return torch.as_tensor(p[:, cuts[k] : cuts[k + 1]], device=self.device)
+
+        for k in range(steps):
+            yield cut(pp, pair_cuts, k), cut(rp, rank_cuts, k)
+
+    def _returns(self, x: Any) -> Any:
+        """Member returns of segments ``x[member, query, slot, step, f]`` -> ``(M, q, slot)``."""
+        m, q, s, length, f = x.shape
+        return self.network(x.reshape(m, -1, f)).reshape(m, q, s, length).sum(dim=-1)
+
+    def _pair_loss(self, x: Any, y: Any) -> Any:
+        import torch
+
+        returns = self._returns(x)  # x: (M, b, 2, L, f)
+        logits = returns[..., 0] - returns[..., 1]
+        target = y.expand_as(logits) if y.dim() == 1 else y
+        return (
+            torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+            / logits.shape[1]
+        )
+
+    def _rank_loss(self, x: Any, orders: Any) -> Any:
+        import torch
+
+        returns = self._returns(x)  # (M, b, m)
+        ordered = torch.gather(returns, 2, orders)
+        # log P(order) = sum_k R_(k) - logsumexp_{j >= k} R_(j): a reversed cumulative logsumexp.
+        tail = torch.logcumsumexp(ordered.flip(-1), dim=-1).flip(-1)
+        return -(ordered - tail).sum() / returns.shape[1]
+
+    # ----- prediction ---------------------------------------------------------------------
+    def member_rewards(self, obs: np.ndarray, actions: np.ndarray | None) -> np.ndarray:
+        """Each member's reward of each step, shape ``(members, n)`` for ``n`` steps."""
+        import torch
+
+        self._check_fitted()
+        feats = self.features(obs, actions, lead=1)
+        out = np.empty((self.members, feats.shape[0]), dtype=np.float32)
+        chunk = 1 << 16
+        with torch.no_grad(), one_cpu_thread(self.device, feats.shape[0]):
+            for start in range(0, feats.shape[0], chunk):
+                x = self._scaled(feats[start : start + chunk])
+                out[:, start : start + chunk] = self.network(x).cpu().numpy()
+        return out
+
+    def reward(
+        self, obs: np.ndarray, actions: np.ndarray | None, normalise: bool = True
+    ) -> np.ndarray:
+        """The ensemble's mean reward of each step, shape ``(n,)`` (float32).
+
+        ``normalise`` applies the scale set by :meth:`calibrate` (identity until then).
+        """
+        mean = self.member_rewards(obs, actions).mean(axis=0)
+        if normalise:
+            mean = (mean - self.reward_mean) / self.reward_std
+        return mean.astype(np.float32, copy=False)
+
+    def calibrate(self, obs: np.ndarray, actions: np.ndarray | None) -> None:
+        """Set the output scale so :meth:`reward` has zero mean, unit variance on these steps."""
+        raw = self.member_rewards(obs, actions).mean(axis=0)
+        self.reward_mean = float(raw.mean())
+        self.reward_std = float(raw.std()) + 1e-8
+
+    def segment_returns(self, segments: Segments | Sequence[Segments]) -> np.ndarray:
+        """Members' summed rewards: ``(members, n)`` for one batch, ``(members, n, m)`` for m."""
+        batches = [segments] if isinstance(segments, Segments) else list(segments)
+        obs = np.stack([_obs(s) for s in batches], axis=1)
+        actions = np.stack([_act(s) for s in batches], axis=1)
+        n, m, length = obs.shape[:3]
+        flat_obs = obs.reshape((n * m * length,) + obs.shape[3:])
+        flat_act = actions.reshape((n * m * length,) + actions.shape[3:])
+        steps = self.member_rewards(flat_obs, flat_act).astype(np.float64)
+        returns = steps.reshape(self.members, n, m, length).sum(axis=-1)
+        return returns[..., 0] if isinstance(segments, Segments) else returns
+
+    def probabilities(self, a: Segments, b: Segments) -> np.ndarray:
+        """Each member's ``P(a > b)``, shape ``(members, n)``."""
+        returns = self.segment_returns([as_segments(a), as_segments(b)])
+        return 0.5 * (1.0 + np.tanh(0.5 * (returns[..., 0] - returns[..., 1])))
+
+    def accuracy(self, a: Segments, b: Segments, labels: np.ndarray) -> float:
+        """Share of strict labels (1 or 0) whose side the ensemble's mean prefers; NaN if none."""
+        labels = np.asarray(labels, dtype=np.float64)
+        strict = (labels == 1.0) | (labels == 0.0)
+        if not strict.any():
+            return float("nan")
+        p = self.probabilities(a.take(strict), b.take(strict)).mean(axis=0)
+        return float(np.mean((p > 0.5) == (labels[strict] == 1.0)))
+
+    # ----- persistence --------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model (for ``torch.save``)."""
+        return {
+            "config": {
+                "members": self.members,
+                "hidden": self.hidden,
+                "layers": self.layers,
+                "lr": self.lr,
+                "weight_decay": self.weight_decay,
+                "batch_size": self.batch_size,
+                "seed": self.seed,
+            },
+            "one_hot": dict(self.one_hot),
+            "feature_mean": self.feature_mean,
+            "feature_std": self.feature_std,
+            "reward_mean": self.reward_mean,
+            "reward_std": self.reward_std,
+            "network": None if self.network is None else self.network.state_dict(),
+            "optimiser": None if self.optimiser is None else self.optimiser.state_dict(),
+            "order_rng": self._order_rng.bit_generator.state,
+            "losses": list(self.losses),
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`state` with ``torch.save`` (atomically)."""
+        import torch
+
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: str = "auto") -> RewardModel:
+        """Rebuild a model saved by :meth:`state`."""
+        model = cls(**state["config"], device=device)
+        model.one_hot = dict(state["one_hot"])
+        model.reward_mean = float(state["reward_mean"])
+        model.reward_std = float(state["reward_std"])
+        model._order_rng.bit_generator.state = state["order_rng"]
+        model.losses = list(state["losses"])
+        if state["network"] is not None:
+            model.feature_mean = np.asarray(state["feature_mean"], dtype=np.float32)
+            model.feature_std = np.asarray(state["feature_std"], dtype=np.float32)
+            model._build(model.feature_mean.shape[0])
+            model.network.load_state_dict(state["network"])
+            model.optimiser.load_state_dict(state["optimiser"])
+            model.network.eval()
+        return model
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> RewardModel:
+        """Read a model written by :meth:`save`."""
+        import torch
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except OSError as err:
+            raise ConfigError(
+                f"reward model {str(path)!r} cannot be read: {err.strerror}"
+            ) from None
+        return cls.from_state(state, device=device)
+
+
+def _ensemble_network(width: int, hidden: int, layers: int, members: int, generator: Any) -> Any:
+    """``members`` independent MLPs ``width -> hidden x layers -> 1`` as one torch module."""
+    import torch
+
+    class EnsembleMLP(torch.nn.Module):
+        """Independent MLPs evaluated together as batched matrix products (``baddbmm``)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            sizes = [width] + [hidden] * layers + [1]
+            self.weights = torch.nn.ParameterList()
+            self.biases = torch.nn.ParameterList()
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+                bound = 1.0 / np.sqrt(max(fan_in, 1))  # torch.nn.Linear's default init range
+                w = (torch.rand(members, fan_in, fan_out, generator=generator) * 2 - 1) * bound
+                b = (torch.rand(members, 1, fan_out, generator=generator) * 2 - 1) * bound
+                self.weights.append(torch.nn.Parameter(w))
+                self.biases.append(torch.nn.Parameter(b))
+
+        def forward(self, x: Any) -> Any:
+            """``x``: ``(n, f)`` for every member, or ``(members, n, f)``; -> ``(members, n)``."""
+            if x.dim() == 2:
+                x = x.unsqueeze(0).expand(members, -1, -1)
+            last = len(self.weights) - 1
+            for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+                x = torch.baddbmm(b, x, w)
+                x = torch.tanh(x) if k == last else torch.nn.functional.leaky_relu(x)
+            return x.squeeze(-1)
+
+    return EnsembleMLP()

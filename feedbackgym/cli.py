@@ -60,7 +60,9 @@ def _build_parser() -> argparse.ArgumentParser:
     regret.add_argument("--runs", type=int, default=100, help="independent runs per agent")
     regret.add_argument("--seed", type=int, default=0, help="master seed")
     regret.add_argument(
-        "--metric", default=None, help="regret notion (default: the env's first, e.g. regret)"
+        "--metric",
+        default=None,
+        help="regret notion (default: the env's first that applies, e.g. regret)",
     )
     regret.add_argument("--out", required=True, help="results folder")
     regret.add_argument("--backend", default="local", help="local or ray")

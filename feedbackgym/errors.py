@@ -15,8 +15,13 @@ def check_range(
     *,
     low_open: bool = False,
     high_open: bool = False,
+    allow_inf: bool = False,
 ) -> float:
-    """Return ``value`` as a float, or raise :class:`ConfigError` naming ``name`` and its range."""
+    """Return ``value`` as a float, or raise :class:`ConfigError` naming ``name`` and its range.
+
+    Without ``high`` the range is unbounded above: ``inf`` itself is valid only with
+    ``allow_inf`` (e.g. a rationality ``beta = inf``), and the message says which.
+    """
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -26,9 +31,14 @@ def check_range(
         bad |= value <= low if low_open else value < low
     if high is not None:
         bad |= value >= high if high_open else value > high
+    elif not allow_inf:
+        bad |= value == float("inf")
     if bad:
         lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
-        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        if high is None:
+            hi = "inf]" if allow_inf else "inf)"
+        else:
+            hi = f"{high:g}" + (")" if high_open else "]")
         raise ConfigError(f"{name} must be in {lo}, {hi}, got {value:g}")
     return value
 

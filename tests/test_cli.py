@@ -143,3 +143,13 @@ def test_register_env_script_runs_a_study_on_a_user_env(tmp_path):
     assert out.returncode == 0, out.stderr
     summary = (tmp_path / "drift" / "summary.csv").read_text()
     assert "myrecs/DriftingClicks-v0" in summary and summary.count("\n") == 3
+
+
+def test_a_range_message_says_whether_inf_itself_is_valid():
+    from feedbackgym.errors import ConfigError, check_range
+
+    assert check_range("beta", float("inf"), 0.0, allow_inf=True) == float("inf")
+    with pytest.raises(ConfigError, match=r"beta must be in \[0, inf\], got -1"):
+        check_range("beta", -1, 0.0, allow_inf=True)
+    with pytest.raises(ConfigError, match=r"sigma must be in \(0, inf\), got inf"):
+        check_range("sigma", float("inf"), 0.0, low_open=True)

@@ -81,18 +81,28 @@ class BanditAgent:
     ) -> np.ndarray:
         """Interact with the vector ``env`` (one sub-env per run) for ``total_steps`` steps.
 
-        Returns the cumulative regret (``info[regret_key]``, which the agent never sees) of each
-        run at each checkpoint step, shape ``(n_runs, len(checkpoints))``; checkpoints default to
-        every step. ``seed`` seeds the env's reset. ``callback(steps)`` is called now and then
-        with the number of steps done since its last call.
+        One episode per run: ``total_steps`` may not exceed the env's ``horizon`` (a
+        ConfigError says so), since past it the runs would restart on a fresh instance while
+        the agent kept what it learned on the old one. Returns the cumulative regret
+        (``info[regret_key]``, which the agent never sees) of each run at each checkpoint step,
+        shape ``(n_runs, len(checkpoints))``: checkpoints are steps in [1, total_steps], in any
+        order (columns follow it), and default to every step. ``seed`` seeds the env's reset.
+        ``callback(steps)`` is called now and then with the number of steps done since its last
+        call.
         """
         total_steps = check_positive_int("total_steps", total_steps)
         if env.num_envs != self.n_runs:
             raise ConfigError(f"env has {env.num_envs} runs but the agent acts for {self.n_runs}")
+        horizon = env_horizon(env)
+        if horizon is not None and total_steps > horizon:
+            raise ConfigError(
+                f"total_steps={total_steps} is beyond the env's horizon {horizon} (one episode "
+                f"per run); make the env with horizon={total_steps} or learn for at most {horizon}"
+            )
         if checkpoints is None:
             checkpoints = np.arange(1, total_steps + 1)
-        checkpoints = np.asarray(checkpoints, dtype=np.int64)
-        out = np.empty((self.n_runs, checkpoints.size))
+        steps, column = _check_checkpoints(checkpoints, total_steps)
+        at_steps = np.empty((self.n_runs, steps.size))
         cumulative = np.zeros(self.n_runs)
         obs, _ = env.reset(seed=seed)
         next_cp = 0
@@ -107,12 +117,12 @@ class BanditAgent:
                 self.update(actions, rewards, obs)
             obs = next_obs
             cumulative += info[regret_key]
-            while next_cp < checkpoints.size and checkpoints[next_cp] == t:
-                out[:, next_cp] = cumulative
+            if next_cp < steps.size and steps[next_cp] == t:
+                at_steps[:, next_cp] = cumulative
                 next_cp += 1
             if callback is not None and (t % report_every == 0 or t == total_steps):
                 callback(report_every if t % report_every == 0 else t % report_every)
-        return out
+        return at_steps[:, column]
 
     @classmethod
     def check_env(cls, env: Any) -> None:
@@ -157,6 +167,47 @@ class BanditAgent:
         if "reward_family" in _init_params(cls):
             kwargs.setdefault("reward_family", getattr(env.unwrapped, "reward_family", None))
         return cls(int(env.single_action_space.n), **kwargs)
+
+
+def env_horizon(env: Any) -> int | None:
+    """Steps per episode of a vector ``env`` (its ``horizon``), or None when it declares none."""
+    horizon = getattr(getattr(env, "unwrapped", env), "horizon", None)
+    is_int = isinstance(horizon, (int, np.integer)) and not isinstance(horizon, bool)
+    return int(horizon) if is_int else None
+
+
+def default_metric(env: Any) -> str:
+    """The regret metric reported when none is asked for: the env's first that applies.
+
+    On a dueling env without a Condorcet winner that is ``copeland``, not ``average``. Studies
+    and ``learn`` both use this rule.
+    """
+    base = getattr(env, "unwrapped", env)
+    metrics = getattr(base, "regret_metrics", ("regret",))
+    check = getattr(base, "check_metric", None)
+    for metric in metrics:
+        try:
+            if callable(check):
+                check(metric)
+        except ConfigError:
+            continue
+        return metric
+    return metrics[0]
+
+
+def _check_checkpoints(checkpoints: Any, total_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct checkpoint steps, sorted, and for each given checkpoint its index in them."""
+    given = np.asarray(checkpoints)
+    valid = f"checkpoints must be whole steps between 1 and total_steps ({total_steps})"
+    if given.ndim != 1 or given.dtype.kind not in "iuf":
+        raise ConfigError(f"{valid}, given as a flat list; got {checkpoints!r}")
+    whole = given.dtype.kind in "iu" or bool(np.all(given == np.round(given)))
+    outside = (given < 1) | (given > total_steps)
+    if not whole or outside.any():
+        bad = given[outside][0] if outside.any() else given[given != np.round(given)][0]
+        raise ConfigError(f"{valid}; got {bad:g}")
+    steps, column = np.unique(given.astype(np.int64), return_inverse=True)
+    return steps, column
 
 
 def _init_params(cls: type) -> set[str]:

@@ -10,7 +10,13 @@ import numpy as np
 
 from feedbackgym.agents import _dueling_kernels as _k
 from feedbackgym.agents import _kernels
-from feedbackgym.agents.base import AGENTS, BanditAgent, _init_params, register_agent
+from feedbackgym.agents.base import (
+    AGENTS,
+    BanditAgent,
+    _init_params,
+    default_metric,
+    register_agent,
+)
 from feedbackgym.envs.dueling import std_normal_cdf
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
 from feedbackgym.registry import check_kwargs
@@ -21,8 +27,9 @@ class DuelingAgent(BanditAgent):
 
     ``predict(obs)`` returns the pair (i, j) each run duels next, shape ``(n_runs, 2)`` (agents
     for multi-dueling envs return ``(n_runs, m)``); ``update(actions, outcomes, obs)`` takes
-    the outcome of each run's duel, 1.0 when ``actions[:, 0]`` won (on multi-dueling envs: the
-    winner's position in the action); ``learn(env, total_steps)`` is the interaction loop.
+    the outcome of each run's duel, 1.0 when ``actions[:, 0]`` won (in every dueling env, a
+    multi-dueling one with subsets of 2 included; with subsets of m > 2 arms: the winner's
+    position in the action); ``learn(env, total_steps)`` is the interaction loop.
     Random choices come from one splitmix64 stream per run, drawn from ``seed``.
 
     :param n_arms: number of arms K.
@@ -53,8 +60,8 @@ class DuelingAgent(BanditAgent):
         """As :meth:`BanditAgent.learn`; ``regret_key`` defaults to the env's first regret metric
         that applies (``regret_average``, or ``regret_copeland`` without a Condorcet winner)."""
         if regret_key is None:
-            base = getattr(env, "unwrapped", env)
-            regret_key = f"regret_{_default_metric(base)}"
+            metric = default_metric(env)
+            regret_key = "regret" if metric == "regret" else f"regret_{metric}"
         return super().learn(env, total_steps, checkpoints, seed, regret_key, callback)
 
     def _record(self, actions: np.ndarray, outcomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,16 +133,6 @@ class DuelingAgent(BanditAgent):
         return cls(int(nvec[0]), **kwargs)
 
 
-def _default_metric(env: Any) -> str:
-    for metric in getattr(env, "regret_metrics", ("average",)):
-        try:
-            env.check_metric(metric)
-        except ConfigError:
-            continue
-        return metric
-    return "average"
-
-
 def _dueling_agents(
     contextual: bool = False, multi: bool | None = None, condorcet: bool | None = None
 ) -> list[str]:
@@ -170,7 +167,7 @@ class InterleavedFilter(DuelingAgent):
 
     Yue, Broder, Kleinberg & Joachims (2012), "The K-armed dueling bandits problem" (JCSS;
     COLT 2009), Algorithm IF1. A random candidate b duels every arm of W once per round; after
-    each round the arms b beats confidently (P_hat - c > 1/2, c = sqrt(log(1/delta) / t),
+    each round the arms b beats confidently (P_hat - c > 1/2, c = sqrt(4 log(1/delta) / t),
     delta = 1 / (T K^2)) leave W, and an arm that confidently beats b (P_hat + c < 1/2) becomes
     the new candidate, with all estimates restarted. When W is empty the candidate is played
     against itself for the rest of the horizon. Each run is its own explore-then-exploit

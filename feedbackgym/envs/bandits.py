@@ -36,7 +36,8 @@ class BanditVectorEnv(VectorEnv):
     - ``info["regret"]``: pseudo-regret of this step, ``max_a mu_a - mu_pulled + switching cost``;
     - ``info["optimal_action"]``: the best arm at this step;
     - ``info["true_reward"]``: the expected reward of the pulled arm, less the switching cost;
-    - ``info["means"]``: the expected reward of every arm at this step.
+    - ``info["means"]``: the expected reward of every arm at this step (a read-only copy,
+      which later steps and resets leave as it was).
 
     The learner sees only the observation (a context for contextual bandits, else nothing) and the
     sampled reward.
@@ -53,8 +54,9 @@ class BanditVectorEnv(VectorEnv):
         "render_modes": [],
     }
     #: Distribution family of the sampled rewards ("bernoulli", "gaussian"): public knowledge
-    #: that agents may use (e.g. to choose a Beta or Gaussian prior), unlike the means.
-    reward_family: ClassVar[str] = "bernoulli"
+    #: that agents may use (e.g. to choose a Beta or Gaussian prior), unlike the means. None
+    #: (undeclared) promises nothing: agents that need rewards in [0, 1] refuse such an env.
+    reward_family: ClassVar[str | None] = None
     #: What the learner gets back from a step: "reward" (a sampled reward per pull); dueling
     #: envs say "duel" (who won). Agents declare the same attribute and are matched on it.
     feedback_type: ClassVar[str] = "reward"
@@ -86,7 +88,7 @@ class BanditVectorEnv(VectorEnv):
         self._prev_action = np.full(self.num_envs, -1, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
         self._rows = np.arange(self.num_envs)
-        self._truth: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._truth: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ----- hooks for subclasses -------------------------------------------------------------
     def _reset_runs(self, runs: np.ndarray) -> None:
@@ -149,8 +151,11 @@ class BanditVectorEnv(VectorEnv):
         if self._truth is None or self._truth[0] is not means:
             # Stationary bandits return the same array until a reset: compute its optimum once.
             optimal = means.argmax(axis=1)
-            self._truth = (means, optimal, means[self._rows, optimal])
-        _, optimal, best = self._truth
+            # info gets a read-only copy: a subclass may overwrite its own array at reset.
+            shown = means.copy()
+            shown.flags.writeable = False
+            self._truth = (means, optimal, means[self._rows, optimal], shown)
+        _, optimal, best, shown = self._truth
         chosen = means[self._rows, actions]
         regret = best - chosen
         rewards = self._draw_rewards(means, actions)
@@ -169,7 +174,7 @@ class BanditVectorEnv(VectorEnv):
         else:
             self._advance(self._rows)
         self._needs_reset = truncated
-        info = {"regret": regret, "optimal_action": optimal, "true_reward": chosen, "means": means}
+        info = {"regret": regret, "optimal_action": optimal, "true_reward": chosen, "means": shown}
         return (
             self._observation(),
             np.asarray(rewards, dtype=np.float64),
@@ -442,14 +447,17 @@ class ContextualLinearBanditVec(BanditVectorEnv):
     (K, d) feature matrix. The reward is
     ``<theta, x> + eps * cos(3 <w, x> * sqrt(d)) + N(0, noise_sigma^2)``: with
     ``misspecification`` eps > 0 the means are not linear in x (Lattimore et al. 2020). theta
-    and w are unit vectors, drawn per run (or once from ``prior_seed``).
+    and w are unit vectors, drawn per run, or once from ``prior_seed``. A given ``theta`` is
+    one instance for every run: its w is drawn once from ``prior_seed`` (0 when omitted), so
+    envs built alike are alike.
 
     :param n_arms: number of arms K.
     :param dim: feature dimension d.
     :param noise_sigma: reward noise standard deviation, >= 0.
     :param misspecification: amplitude eps >= 0 of the non-linear part of the means.
     :param theta: the true parameter (length d); drawn when omitted.
-    :param prior_seed: seed for drawing one fixed theta (and w) for every run.
+    :param prior_seed: seed for drawing one fixed theta and w for every run (w only, when
+        ``theta`` is given).
     :param horizon: steps per episode.
     :param switching_cost: cost charged in regret when the pulled arm changes.
     """
@@ -483,7 +491,8 @@ class ContextualLinearBanditVec(BanditVectorEnv):
                 raise ConfigError(f"theta must be a list of {self.dim} finite numbers, got {theta}")
         self._fixed = None
         if prior_seed is not None or fixed_theta is not None:
-            rng = np.random.default_rng(prior_seed)
+            # A given theta without prior_seed still gets one seeded w: same kwargs, same env.
+            rng = np.random.default_rng(0 if prior_seed is None else prior_seed)
             th, w = self._draw_params(rng, 1)
             self._fixed = (th[0] if fixed_theta is None else fixed_theta, w[0])
         self.theta = np.zeros((self.num_envs, self.dim))

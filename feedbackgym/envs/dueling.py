@@ -444,10 +444,13 @@ class MultiDuelingBanditVec(BanditVectorEnv):
     subset S is arm a with probability w_a / sum_{b in S} w_b, and the ranking is drawn by
     repeatedly picking a winner among the rest (here by the Gumbel-max trick). An arm may be
     picked more than once. The reward is the *position in the action* of the winner (0 ..
-    m - 1); the next observation is that position (``feedback="winner"``) or the positions from
-    best to worst (``feedback="ranking"``). Pairwise marginals are BTL, so arm argmax u is the
-    Condorcet winner; ``info["regret_average"]`` (``_strong``, ``_weak``) is the mean (max, min)
-    of Delta_k = P(best beats k) - 1/2 over the chosen arms (Sui et al. 2017's multi-dueling
+    m - 1), except with ``subset_size=2``: the action is then a duel and the reward its outcome,
+    1.0 when the first arm won, as in ``DuelingBandit-v0``, so that a pairwise agent reads it
+    alike in both envs. The next observation is, for every m, the winner's position
+    (``feedback="winner"``) or the positions from best to worst (``feedback="ranking"``).
+    Pairwise marginals are BTL, so arm argmax u is the Condorcet winner;
+    ``info["regret_average"]`` (``_strong``, ``_weak``) is the mean (max, min) of
+    Delta_k = P(best beats k) - 1/2 over the chosen arms (Sui et al. 2017's multi-dueling
     regret).
 
     :param utilities: the arms' utilities u; drawn from Uniform(0, 1) when omitted (once from
@@ -532,11 +535,13 @@ class MultiDuelingBanditVec(BanditVectorEnv):
         u = self.scale * self.utilities[rows, actions]
         noisy = u + self.np_random.gumbel(size=u.shape)
         ranking = np.argsort(-noisy, axis=1, kind="stable")
-        winner = ranking[:, 0].astype(np.float64)
+        reward = ranking[:, 0].astype(np.float64)  # the winner's position
+        if self.subset_size == 2:
+            reward = 1.0 - reward  # a duel's outcome: 1.0 when the first arm won
         delta = self._delta[rows, actions]
         regret = [delta.mean(axis=1), delta.max(axis=1), delta.min(axis=1)]
         if restarting.any():
-            winner[restarting] = 0.0
+            reward[restarting] = 0.0
             for r in regret:
                 r[restarting] = 0.0
         stepping = ~restarting
@@ -551,7 +556,7 @@ class MultiDuelingBanditVec(BanditVectorEnv):
             "condorcet_winner": self._best.copy(),
         }
         terminated = np.zeros(self.num_envs, dtype=bool)
-        return self._observation(), winner, terminated, truncated, info
+        return self._observation(), reward, terminated, truncated, info
 
 
 class ContextualDuelingBanditVec(BanditVectorEnv):

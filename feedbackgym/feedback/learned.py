@@ -67,7 +67,7 @@ class LearnedPreferenceModel(FeedbackModel):
         self.hidden = check_positive_int("hidden", hidden)
         self.epochs = check_positive_int("epochs", epochs)
         self.lr = check_range("lr", lr, 0.0, low_open=True)
-        self.beta = check_range("beta", beta, 0.0)
+        self.beta = check_range("beta", beta, 0.0, allow_inf=True)
         self.members = check_positive_int("members", members)
         self.device = device
         self.fit_log = None if fit_log is None else str(fit_log)

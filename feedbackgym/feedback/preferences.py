@@ -78,7 +78,7 @@ class PreferenceModel(FeedbackModel):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(rng)
-        self.beta = check_range("beta", beta, 0.0)
+        self.beta = check_range("beta", beta, 0.0, allow_inf=True)
         self.gamma = check_range("gamma", gamma, 0.0, 1.0, low_open=True)
         self.mistake = check_range("mistake", mistake, 0.0, 1.0)
         self.skip_threshold = check_range("skip_threshold", skip_threshold, high=INF)

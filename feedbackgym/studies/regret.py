@@ -24,6 +24,7 @@ import numpy as np
 
 import feedbackgym  # noqa: F401  (registers the envs, also in worker processes)
 from feedbackgym.agents import AGENTS
+from feedbackgym.agents.base import default_metric, env_horizon
 from feedbackgym.envs import registered_ids
 from feedbackgym.errors import ConfigError, check_positive_int
 from feedbackgym.registry import check_kwargs
@@ -38,7 +39,8 @@ class RegretStudy:
 
     :param env: registered env id (``module:id`` imports ``module`` first, as in gymnasium).
     :param agents: registry names of the agents.
-    :param horizon: steps per run T.
+    :param horizon: steps per run T, one episode: it sets the env's ``horizon`` when the env
+        takes one, and may not exceed the env's when it does not.
     :param runs: independent runs per agent.
     :param seed: master seed; run r of every agent sees the same env randomness stream.
     :param env_kwargs: keyword arguments for the env.
@@ -46,7 +48,8 @@ class RegretStudy:
     :param runs_per_cell: runs simulated together in one cell (the unit of resume and of work
         handed to a worker).
     :param n_checkpoints: about how many log-spaced steps (always including T) the curves keep.
-    :param metric: the regret notion, one of the env's ``regret_metrics`` (None: its default).
+    :param metric: the regret notion, one of the env's ``regret_metrics`` (None: the first that
+        applies, as in ``learn``: ``copeland`` on a dueling env without a Condorcet winner).
         Metric "regret" is read from ``info["regret"]``, any other "m" from ``info["regret_m"]``.
     """
 
@@ -92,10 +95,15 @@ class RegretStudy:
                 raise ConfigError(f"agent kwargs given for {name!r}, which is not in --agents")
         env = make_env(self.env, 1, self.env_kwargs, self.horizon)
         try:
+            horizon = env_horizon(env)
+            if horizon is not None and horizon < self.horizon:
+                raise ConfigError(
+                    f"horizon={self.horizon} is beyond the env's fixed horizon ({horizon}: it "
+                    f"takes no horizon kwarg); give a horizon of at most {horizon}"
+                )
             env.reset(seed=self.seed)
-            metrics = getattr(env.unwrapped, "regret_metrics", ("regret",))
             if self.metric is None:
-                self.metric = metrics[0]
+                self.metric = default_metric(env)
             check = getattr(env.unwrapped, "check_metric", None)
             if callable(check):
                 check(self.metric)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from feedbackgym.agents import AGENTS, BanditAgent, _kernels, make_agent, register_agent
+from feedbackgym.envs import BanditVectorEnv
 from feedbackgym.errors import ConfigError
 from tests.conftest import EASY_MEANS
 
@@ -48,7 +49,9 @@ def test_regret_is_sublinear_on_an_easy_instance(agent, env_id, kwargs):
 
 
 def test_fixed_epsilon_greedy_has_linear_regret():
-    env = gym.make_vec("feedbackgym/BernoulliBandit-v0", num_envs=RUNS, means=EASY_MEANS)
+    env = gym.make_vec(
+        "feedbackgym/BernoulliBandit-v0", num_envs=RUNS, means=EASY_MEANS, horizon=2000
+    )
     agent = make_agent("epsilon-greedy", env, seed=0, epsilon=0.2)
     half, full = agent.learn(env, 2000, checkpoints=[1000, 2000], seed=0).mean(axis=0)
     assert full - half > 0.8 * half
@@ -172,3 +175,56 @@ def test_bad_agent_parameters_name_the_parameter():
         make_agent("epsilon-greedy", env, epsilon=1.5)
     with pytest.raises(ConfigError, match="has no parameter 'alpha'; valid"):
         make_agent("kl-ucb", env, alpha=1.0)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "name"),
+    [("feedbackgym/BernoulliBandit-v0", "ucb1"), ("feedbackgym/DuelingBandit-v0", "rucb")],
+)
+def test_learn_refuses_to_run_past_the_env_horizon(env_id, name):
+    env = gym.make_vec(env_id, num_envs=2, horizon=50)
+    agent = make_agent(name, env, seed=0)
+    with pytest.raises(ConfigError, match=r"total_steps=51 .*horizon 50") as err:
+        agent.learn(env, 51)
+    assert "\n" not in str(err.value)
+    assert agent.learn(env, 50, checkpoints=[50]).shape == (2, 1)
+
+
+def test_learn_checkpoints_in_any_order_and_out_of_range_ones_are_refused():
+    env = gym.make_vec("feedbackgym/BernoulliBandit-v0", num_envs=4, means=EASY_MEANS)
+
+    def curve(checkpoints):
+        return make_agent("ucb1", env, seed=0).learn(env, 30, checkpoints=checkpoints, seed=0)
+
+    full = curve(None)
+    np.testing.assert_array_equal(curve([30, 5, 12, 5]), full[:, [29, 4, 11, 4]])
+    for bad in ([0, 10], [10, 31], [2.5]):
+        with pytest.raises(ConfigError, match="checkpoints must be") as err:
+            curve(bad)
+        assert "1 and total_steps (30)" in str(err.value) and "\n" not in str(err.value)
+
+
+class NoisyUserBandit(BanditVectorEnv):
+    """A user env with Gaussian rewards of size 10 that does not declare its reward family."""
+
+    def _mean_rewards(self):
+        return np.zeros((self.num_envs, self.n_arms))
+
+    def _draw_rewards(self, means, actions):
+        return 10.0 * self.np_random.standard_normal(self.num_envs)
+
+
+def test_unit_reward_agents_refuse_a_user_env_that_does_not_declare_its_reward_family():
+    env = NoisyUserBandit(num_envs=2, n_arms=3)
+    for name in ("kl-ucb", "exp3"):
+        with pytest.raises(
+            ConfigError, match=r"needs rewards in \[0, 1\] but the env's rewards do"
+        ):
+            make_agent(name, env)
+    assert make_agent("thompson", env).prior == "gaussian"
+    make_agent("ucb1", env)
+
+    class DeclaredUserBandit(NoisyUserBandit):
+        reward_family = "bernoulli"  # the user vouches for rewards in [0, 1]
+
+    make_agent("kl-ucb", DeclaredUserBandit(num_envs=2, n_arms=3))

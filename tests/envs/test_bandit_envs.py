@@ -153,6 +153,28 @@ def test_contextual_means_are_linear_in_the_observed_features():
     assert np.abs(info["means"] - linear).max() > 0.05
 
 
+def test_a_given_theta_is_one_reproducible_instance():
+    kwargs = {"num_envs": 3, "n_arms": 4, "dim": 3, "theta": [0.6, -0.8, 0.0]}
+    means = []
+    for _ in range(2):
+        env = gym.make_vec("feedbackgym/ContextualLinearBandit-v0", misspecification=0.5, **kwargs)
+        env.reset(seed=0)
+        means.append(env.step(np.zeros(3, np.int64))[4]["means"])
+    np.testing.assert_array_equal(means[0], means[1])
+    assert np.all(env.unwrapped._w == env.unwrapped._w[0])  # one w for every run
+
+
+def test_info_means_handed_out_stay_as_they_were_after_autoreset():
+    env = gym.make_vec("feedbackgym/BernoulliBandit-v0", num_envs=3, n_arms=4, horizon=1)
+    env.reset(seed=0)
+    info = env.step(np.zeros(3, np.int64))[4]
+    before = info["means"].copy()
+    env.step(np.zeros(3, np.int64))  # autoreset: every run draws new means
+    assert not np.allclose(env.unwrapped.means, before)
+    np.testing.assert_array_equal(info["means"], before)
+    assert not info["means"].flags.writeable
+
+
 @pytest.mark.parametrize(
     ("env_id", "kwargs", "message"),
     [

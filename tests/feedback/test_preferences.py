@@ -225,7 +225,7 @@ def test_out_of_range_parameters_name_the_parameter_and_its_range(name, value):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"beta": -1}, "beta must be in [0, inf), got -1"),
+        ({"beta": -1}, "beta must be in [0, inf], got -1"),
         ({"mistake": 1.5}, "mistake must be in [0, 1], got 1.5"),
         ({"gamma": 0}, "gamma must be in (0, 1], got 0"),
         ({"rng": "seed"}, "rng must be a numpy Generator"),

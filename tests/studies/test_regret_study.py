@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
+from feedbackgym.envs import BanditVectorEnv, register_bandit
 from feedbackgym.errors import ConfigError
 from feedbackgym.studies import RegretStudy, run_study, runner
 from tests.conftest import EASY_MEANS
@@ -130,3 +132,43 @@ def test_ray_backend_gives_the_same_csvs_as_local(tmp_path):
     run_study(small_study(**study), tmp_path / "local", progress=False)
     run_study(small_study(**study), tmp_path / "ray", progress=False, backend="ray", workers=2)
     assert results(tmp_path / "local") == results(tmp_path / "ray")
+
+
+def test_without_a_condorcet_winner_the_default_metric_is_the_one_learn_reports():
+    study = small_study(
+        env="feedbackgym/DuelingBandit-v0",
+        env_kwargs={"family": "cyclic", "n_arms": 4, "matrix_seed": 1},
+        agents=["ccb"],
+        horizon=50,
+        runs=2,
+    )
+    study.validate()
+    assert study.metric == "copeland"
+
+
+class FixedHorizonBandit(BanditVectorEnv):
+    """A user env whose episodes last 50 steps; its constructor takes no horizon."""
+
+    reward_family = "bernoulli"
+
+    def __init__(self, num_envs: int = 1) -> None:
+        super().__init__(num_envs, n_arms=2, horizon=50)
+
+    def _mean_rewards(self):
+        return np.tile([0.2, 0.8], (self.num_envs, 1))
+
+    def _draw_rewards(self, means, actions):
+        return (self.np_random.random(self.num_envs) < means[self._rows, actions]).astype(float)
+
+
+def test_a_study_longer_than_the_env_horizon_is_refused_before_any_file(tmp_path):
+    register_bandit("tests/FixedHorizonBandit-v0", FixedHorizonBandit)
+    study = small_study(env="tests/FixedHorizonBandit-v0", env_kwargs={}, agents=["ucb1"])
+    beyond = r"horizon=400 is beyond the env's fixed horizon \(50"
+    with pytest.raises(ConfigError, match=beyond) as err:
+        run_study(study, tmp_path / "study", progress=False)
+    assert "\n" not in str(err.value) and not (tmp_path / "study").exists()
+    rows = run_study(
+        small_study(**{**study.config(), "horizon": 50}), tmp_path / "ok", progress=False
+    )
+    assert rows[0]["horizon"] == 50

@@ -90,6 +90,13 @@ def register_envs() -> None:
         gym.register(
             id=f"{NAMESPACE}/GridWorld-v0", entry_point="feedbackgym.envs.gridworld:GridWorld"
         )
+    if f"{NAMESPACE}/PointGoal-v0" not in gym.registry:
+        # A string entry point: MuJoCo is imported only when the env is made.
+        gym.register(
+            id=f"{NAMESPACE}/PointGoal-v0",
+            entry_point="feedbackgym.envs.point_goal:PointGoalEnv",
+            max_episode_steps=100,
+        )
 
 
 def describe(env_id: str) -> str:

@@ -24,7 +24,21 @@ from feedbackgym.agents.dueling import (
     SelfSparring,
 )
 
+#: The learners from feedback (SB3, torch) load on first use: ``feedbackgym.agents.PrefPPO``.
+_LEARNERS = ("LEARNERS", "PreferenceLearner", "PrefPPO", "PrefSAC", "TruePPO", "TrueSAC")
+
+
+def __getattr__(name: str) -> object:
+    if name in _LEARNERS or name == "register_learner":
+        from feedbackgym.agents import preference
+
+        return getattr(preference, name)
+    raise AttributeError(f"module 'feedbackgym.agents' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LEARNERS,
+    "register_learner",
     "AGENTS",
     "BanditAgent",
     "make_agent",

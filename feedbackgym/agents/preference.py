@@ -1,0 +1,589 @@
+"""Learners from preferences on SB3: pref-PPO, PEBBLE-style pref-SAC, and true-reward baselines."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from feedbackgym.agents.queries import (
+    QUERY_STRATEGIES,
+    SCHEDULES,
+    SegmentPool,
+    label_schedule,
+    select_queries,
+)
+from feedbackgym.errors import ConfigError, check_positive_int, check_range
+from feedbackgym.feedback.base import FeedbackModel, Segments, check_choice
+from feedbackgym.feedback.reward_model import Comparisons, RewardModel, resolve_device
+from feedbackgym.registry import Registry
+
+LEARNERS: Registry[PreferenceLearner] = Registry("algo")
+
+
+def register_learner(name: str, cls: type | None = None, **kwargs: Any) -> Any:
+    """Add a learner class to the ``--algo`` registry under ``name`` (also a decorator)."""
+    return LEARNERS.register(name, cls, **kwargs)
+
+
+#: Teacher kinds a preference learner can ask, and the verb it asks them with.
+QUERY_VERBS = {"preference": "prefer", "ranking": "rank"}
+
+
+class LearnedRewardVecEnv(VecEnvWrapper):
+    """Replaces the reward of a VecEnv with ``reward_fn(obs, actions)`` and records each step.
+
+    Every step's observation (the one the action was taken in), action and true reward go to
+    ``pool``, where only the teacher reads the true reward; the true reward is also kept in
+    ``info["true_reward"]`` for evaluation. With ``reward_fn=None`` the true reward passes
+    through (the baselines). One wrapper, one job: what the reward is, is the learner's.
+    """
+
+    def __init__(self, venv: VecEnv, pool: SegmentPool, reward_fn: Any = None) -> None:
+        super().__init__(venv)
+        self.pool = pool
+        self.reward_fn = reward_fn
+        self._obs: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> Any:
+        self._obs = self.venv.reset()
+        return self._obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> Any:
+        obs, true_rewards, dones, infos = self.venv.step_wait()
+        self.pool.add(self._obs, self._actions, true_rewards)
+        for info, value in zip(infos, true_rewards, strict=True):
+            info["true_reward"] = float(value)
+        if self.reward_fn is None:
+            rewards = true_rewards
+        else:
+            rewards = np.asarray(self.reward_fn(self._obs, self._actions, obs), dtype=np.float32)
+        self._obs = obs
+        return obs, rewards, dones, infos
+
+
+class PreferenceLearner:
+    """An SB3 agent trained on a reward model fitted to a teacher's answers (or on the reward).
+
+    The loop of Christiano et al. (2017), "Deep Reinforcement Learning from Human
+    Preferences": the agent acts; its recent steps go to a pool; every ``update_every``
+    timesteps the learner draws queries of ``segment_length`` steps from the pool (uniformly,
+    or the ones the reward ensemble disagrees on most), asks the teacher, fits the ensemble
+    (:class:`~feedbackgym.feedback.reward_model.RewardModel`) to every answer so far, and the
+    agent goes on with the new reward, standardised on the pool's steps. The learner reads
+    observations, actions and the teacher's answers; the true reward reaches only the teacher.
+
+    Labels follow ``schedule`` over the rounds: ``initial_fraction`` of them in the first
+    round, the rest front-loaded ("hyperbolic", as imitation's default) or even ("constant").
+    Pairwise teachers are asked ``prefer``; ranking teachers (e.g. ``plackett-luce``) rank
+    ``ranking_size`` segments per query, fitted with the Plackett-Luce likelihood; either way
+    a query is one label.
+
+    :param env: an SB3 VecEnv (e.g. from ``stable_baselines3.common.env_util.make_vec_env``).
+    :param teacher: a pairwise or ranking feedback model (None for the true-reward baselines).
+    :param labels: the number of queries to ask over the whole of :meth:`learn`.
+    :param query: "uniform", "disagreement" or "entropy".
+    :param segment_length: steps per segment shown to the teacher.
+    :param ranking_size: segments per query for ranking teachers (>= 2).
+    :param schedule: "hyperbolic" or "constant".
+    :param initial_fraction: share of the labels asked in the first round, in [0, 1].
+    :param update_every: timesteps between reward-model rounds (None: the algorithm's default).
+    :param reward_epochs: passes over all labels per round.
+    :param reward_model: keyword arguments of ``RewardModel`` (members, hidden, lr, ...).
+    :param pool_steps: recent steps per env that queries are drawn from (None: default).
+    :param algo_kwargs: keyword arguments of the SB3 algorithm (its hyperparameters).
+    :param device: "auto", "cpu" or "cuda": the SB3 policy and the reward ensemble.
+    :param seed: seed of the policy, the reward model and the query draws.
+    :param tensorboard_log: folder for SB3's TensorBoard logs (None: none).
+    :param verbose: SB3 verbosity.
+    """
+
+    sb3_class: ClassVar[type[BaseAlgorithm]] = PPO
+    #: False for the true-reward baselines (no teacher, no reward model).
+    uses_feedback: ClassVar[bool] = True
+    #: Rounds run between rollouts (on-policy) or between steps (off-policy).
+    round_at_rollout_end: ClassVar[bool] = True
+    registry_name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        env: VecEnv,
+        teacher: FeedbackModel | None = None,
+        labels: int = 0,
+        query: str = "disagreement",
+        segment_length: int = 50,
+        ranking_size: int = 4,
+        schedule: str = "hyperbolic",
+        initial_fraction: float = 0.25,
+        update_every: int | None = None,
+        reward_epochs: int = 20,
+        reward_model: dict[str, Any] | None = None,
+        pool_steps: int | None = None,
+        algo_kwargs: dict[str, Any] | None = None,
+        device: str = "auto",
+        seed: int = 0,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+    ) -> None:
+        name = self.registry_name or type(self).__name__
+        self.device = resolve_device(device)
+        self.seed = int(seed)
+        self.algo_kwargs = dict(algo_kwargs or {})
+        self.query = check_choice("query", query, QUERY_STRATEGIES)
+        self.schedule = check_choice("schedule", schedule, SCHEDULES)
+        self.segment_length = check_positive_int("segment_length", segment_length)
+        self.ranking_size = check_positive_int("ranking_size", ranking_size)
+        if self.ranking_size < 2:
+            raise ConfigError(f"ranking_size must be >= 2, got {ranking_size}")
+        self.initial_fraction = check_range("initial_fraction", initial_fraction, 0.0, 1.0)
+        self.reward_epochs = check_positive_int("reward_epochs", reward_epochs)
+        if self.uses_feedback:
+            self.labels = check_positive_int("labels", labels)
+            self.verb = teacher_verb(teacher, name)
+        else:
+            if teacher is not None or labels:
+                raise ConfigError(
+                    f"algo {name!r} learns from the true reward: it takes no teacher or labels "
+                    f"(use pref-{name} to learn from a teacher)"
+                )
+            self.labels, self.verb = 0, None
+        self.check_env(env)
+        self.teacher = teacher
+        self.rng = np.random.default_rng(self.seed)
+        self.reward_model = RewardModel(
+            **{"seed": self.seed, **(reward_model or {})}, device=device
+        )
+        self.update_every = check_positive_int(
+            "update_every", update_every or self.default_update_every(env)
+        )
+        self.pool = SegmentPool(env.num_envs, pool_steps or self.default_pool_steps(env))
+        self.comparisons = Comparisons()
+        self.labels_used = 0
+        self.answered = 0
+        self.round = 0
+        self.round_times: np.ndarray | None = None
+        self.round_labels: np.ndarray | None = None
+        self.accuracy_hits: list[float] = []  # prequential: 1/0 per strict label, before fitting
+        self.env = LearnedRewardVecEnv(env, self.pool, self._reward if self.uses_feedback else None)
+        self.model = self.sb3_class(
+            "MlpPolicy",
+            self.env,
+            seed=self.seed,
+            device=self.device,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            **self.algo_kwargs,
+        )
+
+    # ----- hooks for subclasses -----------------------------------------------------------
+    @classmethod
+    def check_env(cls, env: VecEnv) -> None:
+        """Raise ConfigError when the algorithm cannot act in ``env``."""
+
+    def default_update_every(self, env: VecEnv) -> int:
+        return 1000
+
+    def default_pool_steps(self, env: VecEnv) -> int:
+        return max(self.segment_length, 1000)
+
+    def _reward(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """The reward the agent is trained on: the ensemble's, standardised (0 before fitting)."""
+        if not self.reward_model.fitted:
+            return np.zeros(len(obs), dtype=np.float32)
+        return self.reward_model.reward(obs, actions)
+
+    def _after_round(self) -> None:
+        """Called after each reward-model update (pref-SAC relabels its buffer here)."""
+
+    def on_step(self, timesteps: int) -> None:
+        """Called after every vector step (pref-SAC's pre-training relabels here)."""
+
+    # ----- the feedback loop --------------------------------------------------------------
+    def _plan(self, total_timesteps: int) -> None:
+        """Fix the rounds' timesteps and label counts for a run of ``total_timesteps``."""
+        first = max(self.update_every, self.first_round_at())
+        rounds = max(1, math.ceil((total_timesteps - first) / self.update_every))
+        self.round_times = first + self.update_every * np.arange(rounds)
+        self.round_labels = label_schedule(
+            self.labels, rounds, self.schedule, self.initial_fraction
+        )
+
+    def first_round_at(self) -> int:
+        """Timestep of the first round (at least one segment of experience per env)."""
+        return self.segment_length * self.env.num_envs
+
+    def round_due(self, timesteps: int) -> bool:
+        return (
+            self.uses_feedback
+            and self.round_times is not None
+            and self.round < len(self.round_times)
+            and timesteps >= self.round_times[self.round]
+        )
+
+    def feedback_round(self) -> dict[str, float]:
+        """Ask this round's queries, fit the reward model, rescale the reward; returns metrics."""
+        assert self.round_labels is not None
+        n = int(self.round_labels[self.round])
+        self.round += 1
+        metrics: dict[str, float] = {}
+        if n > 0:
+            m = 2 if self.verb == "prefer" else self.ranking_size
+            groups = select_queries(
+                self.pool,
+                n,
+                m,
+                self.segment_length,
+                self.query,
+                self.reward_model,
+                self.rng,
+            )
+            self._ask(groups)
+        if len(self.comparisons):
+            metrics.update(self.reward_model.fit(self.comparisons, epochs=self.reward_epochs))
+            self.reward_model.calibrate(*self.pool.steps())
+            self._after_round()
+        metrics["labels_used"] = self.labels_used
+        metrics["reward_model_accuracy"] = self.reward_model_accuracy
+        return metrics
+
+    def _ask(self, groups: list[Segments]) -> None:
+        """Ask the teacher about ``groups`` and keep the answers (scored first, prequentially)."""
+        assert self.teacher is not None
+        before = self.teacher.queries
+        if self.verb == "prefer":
+            labels = np.asarray(self.teacher.prefer(groups[0], groups[1]), dtype=np.float64)
+            if self.reward_model.fitted:
+                p = self.reward_model.probabilities(groups[0], groups[1]).mean(axis=0)
+                strict = (labels == 1.0) | (labels == 0.0)
+                self.accuracy_hits.extend(((p > 0.5) == (labels == 1.0))[strict].tolist())
+            self.answered += self.comparisons.add_pairs(groups[0], groups[1], labels)
+        else:
+            orders = np.asarray(self.teacher.rank(groups), dtype=np.int64)
+            if self.reward_model.fitted:
+                returns = self.reward_model.segment_returns(groups).mean(axis=0)
+                for row, order in zip(returns, orders, strict=True):
+                    if (order < 0).any():
+                        continue
+                    ranked = row[order]  # best first: correct pairs have decreasing returns
+                    i, j = np.triu_indices(len(order), k=1)
+                    self.accuracy_hits.extend((ranked[i] > ranked[j]).tolist())
+            self.answered += self.comparisons.add_rankings(groups, orders)
+        # A query is one label; a wrapped teacher (panel, budget) counts its own queries too.
+        self.labels_used += max(self.teacher.queries - before, len(groups[0]))
+
+    @property
+    def reward_model_accuracy(self) -> float:
+        """Held-out accuracy: the last 100 strict labels, each scored before it was fitted."""
+        recent = self.accuracy_hits[-100:]
+        return float(np.mean(recent)) if recent else float("nan")
+
+    # ----- SB3's verbs --------------------------------------------------------------------
+    def learn(
+        self, total_timesteps: int, callback: Any = None, progress_bar: bool = False
+    ) -> PreferenceLearner:
+        """Train until the agent has taken ``total_timesteps`` steps in all (a resumed learner
+        counts the steps it took before); ``callback`` is any SB3 callback."""
+        total_timesteps = check_positive_int("total_timesteps", total_timesteps)
+        if self.uses_feedback and self.round_times is None:
+            self._plan(total_timesteps)
+        callbacks = [_FeedbackCallback(self)]
+        if callback is not None:
+            callbacks.append(callback)
+        remaining = total_timesteps - self.model.num_timesteps
+        if remaining > 0:
+            self.model.learn(
+                remaining,
+                callback=CallbackList(callbacks),
+                reset_num_timesteps=self.model.num_timesteps == 0,
+                progress_bar=progress_bar,
+            )
+        return self
+
+    def predict(
+        self, observation: np.ndarray, deterministic: bool = True
+    ) -> tuple[np.ndarray, Any]:
+        """The policy's action (SB3's ``predict``); deterministic by default."""
+        return self.model.predict(observation, deterministic=deterministic)
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.model.num_timesteps)
+
+    def save(self, path: str | Path) -> None:
+        """Write the learner into the folder ``path``: ``model.zip`` (SB3), ``reward_model.pt``,
+        ``learner.pkl`` (labels, pool, teacher state, schedule) and, for off-policy algorithms,
+        ``replay_buffer.pkl``. Each file is replaced atomically."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        _atomic(path / "model.zip", lambda tmp: self.model.save(tmp))
+        self.reward_model.save(path / "reward_model.pt")
+        teacher_log = None
+        if self.teacher is not None:
+            teacher_log, self.teacher.log = self.teacher.log, None  # an open file stays here
+        try:
+            state = {
+                "class": type(self).__name__,
+                "teacher": self.teacher,
+                "comparisons": self.comparisons.arrays(),
+                "pool": self.pool.state(),
+                "rng": self.rng.bit_generator.state,
+                **{
+                    k: getattr(self, k)
+                    for k in (
+                        "labels_used",
+                        "answered",
+                        "round",
+                        "round_times",
+                        "round_labels",
+                        "accuracy_hits",
+                    )
+                },
+            }
+            _atomic(path / "learner.pkl", lambda tmp: tmp.write_bytes(pickle.dumps(state)))
+        finally:
+            if self.teacher is not None:
+                self.teacher.log = teacher_log
+        if hasattr(self.model, "save_replay_buffer"):
+            _atomic(path / "replay_buffer.pkl", lambda tmp: self.model.save_replay_buffer(tmp))
+
+    def load_state(self, path: str | Path) -> PreferenceLearner:
+        """Continue from a folder written by :meth:`save` (same constructor arguments)."""
+        path = Path(path)
+        with open(path / "learner.pkl", "rb") as handle:
+            state = pickle.load(handle)  # noqa: S301 (our own checkpoint)
+        if state["class"] != type(self).__name__:
+            raise ConfigError(f"{path} holds a {state['class']}, not a {type(self).__name__}")
+        if state["teacher"] is not None and self.teacher is not None:
+            log, log_id = self.teacher.log, self.teacher._log_id
+            self.teacher = state["teacher"]
+            self.teacher.log, self.teacher._log_id = log, log_id
+        self.comparisons = Comparisons.from_arrays(state["comparisons"])
+        self.pool.load_state(state["pool"])
+        self.rng.bit_generator.state = state["rng"]
+        for key in ("labels_used", "answered", "round", "round_times", "round_labels"):
+            setattr(self, key, state[key])
+        self.accuracy_hits = list(state["accuracy_hits"])
+        self.reward_model = RewardModel.load(path / "reward_model.pt", device=self.device)
+        self.model.set_parameters(str(path / "model.zip"), exact_match=True, device=self.device)
+        # set_parameters restores the weights; the step counter comes from the saved zip too.
+        saved = self.sb3_class.load(path / "model.zip", device=self.device)
+        self.model.num_timesteps = saved.num_timesteps
+        self.model._n_updates = saved._n_updates
+        if (path / "replay_buffer.pkl").exists() and hasattr(self.model, "load_replay_buffer"):
+            self.model.load_replay_buffer(path / "replay_buffer.pkl")
+        return self
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """``write(tmp)`` to a temporary name beside ``path``, then move it into place."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    write(tmp)
+    tmp.replace(path)
+
+
+def teacher_verb(teacher: Any, algo: str) -> str:
+    """``"prefer"`` or ``"rank"``: how ``algo`` asks ``teacher``; else a one-line ConfigError."""
+    kind = getattr(teacher, "kind", None)
+    if teacher is None or kind not in QUERY_VERBS:
+        from feedbackgym.feedback import FEEDBACK_MODELS
+
+        fitting = [n for n in FEEDBACK_MODELS.names() if FEEDBACK_MODELS.get(n).kind in QUERY_VERBS]
+        what = "no teacher" if teacher is None else f"a {kind} teacher"
+        raise ConfigError(
+            f"algo {algo!r} learns from preferences or rankings but was given {what}; "
+            f"valid teachers: {', '.join(fitting)}"
+        )
+    return QUERY_VERBS[kind]
+
+
+class _FeedbackCallback(BaseCallback):
+    """Runs the learner's feedback rounds at the right timesteps and logs their metrics."""
+
+    def __init__(self, learner: PreferenceLearner) -> None:
+        super().__init__()
+        self.learner = learner
+
+    def _round(self) -> None:
+        metrics = self.learner.feedback_round()
+        for key, value in metrics.items():
+            self.logger.record(f"feedback/{key}", value)
+
+    def _on_step(self) -> bool:
+        if not self.learner.round_at_rollout_end and self.learner.round_due(self.num_timesteps):
+            self._round()
+        self.learner.on_step(self.num_timesteps)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.learner.round_at_rollout_end and self.learner.round_due(self.num_timesteps):
+            self._round()
+
+
+@register_learner("pref-ppo")
+class PrefPPO(PreferenceLearner):
+    """PPO (Schulman et al. 2017, SB3) on a reward learned from preferences.
+
+    Christiano et al. (2017) with PPO in place of their A2C/TRPO (as in imitation): the
+    reward model is updated between rollouts (a round every ``update_every`` timesteps,
+    by default every rollout), never within one, so each rollout is scored by one reward.
+    See :class:`PreferenceLearner` for the loop and every parameter; ``algo_kwargs`` are
+    PPO's.
+    """
+
+    sb3_class = PPO
+    round_at_rollout_end = True
+
+    def default_update_every(self, env: VecEnv) -> int:
+        return int(self.algo_kwargs.get("n_steps", 2048)) * env.num_envs
+
+    def default_pool_steps(self, env: VecEnv) -> int:
+        return max(self.segment_length, int(self.algo_kwargs.get("n_steps", 2048)))
+
+    def first_round_at(self) -> int:
+        return self.update_every
+
+
+@register_learner("ppo")
+class TruePPO(PrefPPO):
+    """PPO on the true reward: the baseline that pref-PPO's return and wall time are compared to.
+
+    Same loop and outputs as pref-PPO, without a teacher.
+    """
+
+    uses_feedback = False
+
+
+@register_learner("pref-sac")
+class PrefSAC(PreferenceLearner):
+    """PEBBLE (Lee, Smith & Abbeel 2021, "PEBBLE: Feedback-Efficient Interactive Reinforcement
+    Learning via Relabeling Experience and Unsupervised Pre-training") on SB3's SAC.
+
+    After each reward-model round the whole replay buffer is relabelled with the new reward,
+    so off-policy learning never mixes rewards of different models. For the first
+    ``unsupervised_steps`` timesteps the agent explores with PEBBLE's state-entropy reward,
+    the distance from each reached state to its ``knn``-th nearest neighbour among the states
+    seen (recomputed over the whole buffer every ``update_every`` steps, on the GPU when
+    there is one); the first labels are then asked about that varied experience.
+    Deviations: PEBBLE recomputes the entropy reward on every sampled batch and normalises it
+    by a running estimate; here it is relabelled in batches and standardised. PEBBLE's
+    critic is not reset after pre-training (nor here).
+
+    :param unsupervised_steps: timesteps of state-entropy pre-training (0: none).
+    :param knn: the k of the k-nearest-neighbour entropy estimate.
+    See :class:`PreferenceLearner` for the other parameters; ``algo_kwargs`` are SAC's.
+    """
+
+    sb3_class = SAC
+    round_at_rollout_end = False
+
+    def __init__(
+        self, *args: Any, unsupervised_steps: int = 0, knn: int = 5, **kwargs: Any
+    ) -> None:
+        self.unsupervised_steps = int(unsupervised_steps)
+        if self.unsupervised_steps < 0:
+            raise ConfigError(f"unsupervised_steps must be >= 0, got {unsupervised_steps}")
+        self.knn = check_positive_int("knn", knn)
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def check_env(cls, env: VecEnv) -> None:
+        if not isinstance(env.action_space, spaces.Box):
+            raise ConfigError(
+                f"algo {cls.registry_name!r} needs a continuous (Box) action space, got "
+                f"{env.action_space}; use pref-ppo (or ppo) for discrete actions"
+            )
+
+    def default_update_every(self, env: VecEnv) -> int:
+        return 1000
+
+    def default_pool_steps(self, env: VecEnv) -> int:
+        return max(self.segment_length, 5000 // env.num_envs)
+
+    def first_round_at(self) -> int:
+        return max(self.segment_length * self.env.num_envs, self.unsupervised_steps)
+
+    def _reward(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        if not self.reward_model.fitted and self.unsupervised_steps:
+            return self._state_entropy(next_obs, self._buffer_states())
+        return super()._reward(obs, actions, next_obs)
+
+    def on_step(self, timesteps: int) -> None:
+        if (
+            not self.reward_model.fitted
+            and self.unsupervised_steps
+            and timesteps % self.update_every < self.env.num_envs
+        ):
+            states = self._buffer_states()
+            if len(states) > self.knn:
+                self._relabel(lambda obs, act, nxt: self._state_entropy(nxt, states))
+
+    def _after_round(self) -> None:
+        self._relabel(lambda obs, act, nxt: self.reward_model.reward(obs, act))
+
+    def _buffer_states(self, limit: int = 4096) -> np.ndarray:
+        buffer = self.model.replay_buffer
+        upto = buffer.buffer_size if buffer.full else buffer.pos
+        if upto == 0:
+            return np.zeros((0,) + buffer.obs_shape, dtype=np.float32)
+        states = buffer.next_observations[:upto].reshape((upto * buffer.n_envs, -1))
+        if len(states) > limit:
+            states = states[self.rng.choice(len(states), limit, replace=False)]
+        return states
+
+    def _state_entropy(self, states: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """PEBBLE's particle estimate: distance to the k-th nearest reference state."""
+        import torch
+
+        states = np.asarray(states, dtype=np.float32).reshape(len(states), -1)
+        if len(reference) <= self.knn:
+            return np.zeros(len(states), dtype=np.float32)
+        with torch.no_grad():
+            x = torch.as_tensor(states, device=self.device)
+            ref = torch.as_tensor(reference, dtype=torch.float32, device=self.device)
+            out = np.empty(len(states), dtype=np.float32)
+            for start in range(0, len(states), 4096):
+                dist = torch.cdist(x[start : start + 4096], ref)
+                kth = dist.kthvalue(self.knn + 1, dim=1).values  # +1: a state is its own 0-NN
+                out[start : start + 4096] = kth.cpu().numpy()
+        return out
+
+    def _relabel(self, reward_fn: Any) -> None:
+        """Replace every reward in the replay buffer by ``reward_fn(obs, actions, next_obs)``."""
+        buffer = self.model.replay_buffer
+        upto = buffer.buffer_size if buffer.full else buffer.pos
+        if upto == 0:
+            return
+        flat = upto * buffer.n_envs
+        obs = buffer.observations[:upto].reshape((flat,) + buffer.obs_shape)
+        nxt = buffer.next_observations[:upto].reshape((flat,) + buffer.obs_shape)
+        # The buffer holds actions scaled to [-1, 1]; the reward model saw the env's actions.
+        actions = self.model.policy.unscale_action(
+            buffer.actions[:upto].reshape(flat, buffer.action_dim)
+        )
+        rewards = np.asarray(reward_fn(obs, actions, nxt), dtype=np.float32)
+        if not self.reward_model.fitted:  # entropy reward: standardise over the buffer
+            rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
+        buffer.rewards[:upto] = rewards.reshape(upto, buffer.n_envs)
+
+
+@register_learner("sac")
+class TrueSAC(PrefSAC):
+    """SAC on the true reward: the baseline that pref-SAC is compared to.
+
+    Same loop and outputs as pref-SAC, without a teacher or pre-training.
+    """
+
+    uses_feedback = False

@@ -1,0 +1,148 @@
+"""What to ask a teacher: recent experience as segments, active query selection, label schedules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from feedbackgym.errors import ConfigError, check_positive_int, check_range
+from feedbackgym.feedback.base import Segments, check_choice
+from feedbackgym.feedback.reward_model import RewardModel
+
+QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
+SCHEDULES = ("hyperbolic", "constant")
+
+
+class SegmentPool:
+    """The last ``capacity`` steps of each of ``n_envs`` envs: what queries are drawn from.
+
+    Each step stores the observation the action was taken in, the action, and the true reward
+    (which only the teacher reads). Segments are ``length`` consecutive steps of one env; they
+    may run across an episode boundary, which the partial-return and regret teachers handle
+    as they would any other steps (their utilities add up per step).
+
+    :param n_envs: number of parallel envs feeding the pool.
+    :param capacity: steps kept per env (the oldest are overwritten).
+    """
+
+    def __init__(self, n_envs: int, capacity: int) -> None:
+        self.n_envs = check_positive_int("n_envs", n_envs)
+        self.capacity = check_positive_int("capacity", capacity)
+        self.obs: np.ndarray | None = None
+        self.actions: np.ndarray | None = None
+        self.rewards = np.zeros((self.capacity, self.n_envs), dtype=np.float64)
+        self.head = 0  # next row to write
+        self.filled = 0
+
+    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Store one step of every env (``obs``: what each env's action was taken in)."""
+        obs, actions = np.asarray(obs), np.asarray(actions)
+        if self.obs is None:
+            self.obs = np.zeros((self.capacity,) + obs.shape, dtype=obs.dtype)
+            self.actions = np.zeros((self.capacity,) + actions.shape, dtype=actions.dtype)
+        self.obs[self.head] = obs
+        self.actions[self.head] = actions
+        self.rewards[self.head] = rewards
+        self.head = (self.head + 1) % self.capacity
+        self.filled = min(self.filled + 1, self.capacity)
+
+    def steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """All stored ``(obs, actions)`` as flat arrays of steps (to calibrate a reward)."""
+        if self.obs is None or self.actions is None:
+            raise ConfigError("the segment pool is empty")
+        obs = self.obs[: self.filled]
+        actions = self.actions[: self.filled]
+        return obs.reshape((-1,) + obs.shape[2:]), actions.reshape((-1,) + actions.shape[2:])
+
+    def sample(self, n: int, length: int, rng: np.random.Generator) -> Segments:
+        """``n`` segments of ``length`` consecutive steps, each from a random env and start."""
+        if self.obs is None or self.actions is None or self.filled < length:
+            raise ConfigError(
+                f"segment_length={length} is longer than the {self.filled} steps collected per "
+                f"env so far; use a shorter segment_length"
+            )
+        env = rng.integers(self.n_envs, size=n)
+        start = rng.integers(self.filled - length + 1, size=n)
+        oldest = self.head if self.filled == self.capacity else 0
+        rows = (oldest + start[:, None] + np.arange(length)) % self.capacity
+        cols = env[:, None]
+        return Segments(self.rewards[rows, cols], self.obs[rows, cols], self.actions[rows, cols])
+
+    def state(self) -> dict[str, np.ndarray | int | None]:
+        return {k: getattr(self, k) for k in ("obs", "actions", "rewards", "head", "filled")}
+
+    def load_state(self, state: dict[str, np.ndarray | int | None]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def label_schedule(
+    labels: int, rounds: int, schedule: str = "hyperbolic", initial_fraction: float = 0.25
+) -> np.ndarray:
+    """How many labels to ask in each of ``rounds`` rounds; sums to ``labels`` exactly.
+
+    ``initial_fraction`` of the labels go to the first round (on the first experience, as
+    imitation's ``initial_comparison_frac``); the rest are spread with weight ``1 / (1 + k /
+    rounds)`` for round ``k`` ("hyperbolic", imitation's front-loaded default) or equally
+    ("constant"). Integer counts by largest remainders.
+    """
+    labels = check_positive_int("labels", labels)
+    rounds = check_positive_int("rounds", rounds)
+    check_choice("schedule", schedule, SCHEDULES)
+    initial_fraction = check_range("initial_fraction", initial_fraction, 0.0, 1.0)
+    first = int(round(labels * initial_fraction)) if rounds > 1 else labels
+    k = np.arange(rounds - 1, dtype=np.float64)
+    weights = 1.0 / (1.0 + k / rounds) if schedule == "hyperbolic" else np.ones(rounds - 1)
+    rest = labels - first
+    share = rest * weights / weights.sum() if rounds > 1 else np.zeros(0)
+    counts = np.floor(share).astype(np.int64)
+    left = rest - int(counts.sum())
+    if left:
+        counts[np.argsort(-(share - counts), kind="stable")[:left]] += 1
+    return np.concatenate([[first], counts]).astype(np.int64)
+
+
+def pair_scores(model: RewardModel, groups: list[Segments], strategy: str) -> np.ndarray:
+    """How informative each query (a tuple of ``m`` segments) is; higher is asked first.
+
+    ``disagreement``: the ensemble's standard deviation of ``P(i > j)``; ``entropy``: the
+    binary entropy of the members' mean ``P(i > j)`` (PEBBLE, Lee et al. 2021). For ``m > 2``
+    segments the score is the mean over the query's pairs.
+    """
+    returns = model.segment_returns(groups)  # (members, n, m)
+    m = returns.shape[2]
+    scores = np.zeros(returns.shape[1])
+    for i in range(m):
+        for j in range(i + 1, m):
+            p = 0.5 * (1.0 + np.tanh(0.5 * (returns[..., i] - returns[..., j])))
+            if strategy == "disagreement":
+                scores += p.std(axis=0)
+            else:
+                q = np.clip(p.mean(axis=0), 1e-9, 1 - 1e-9)
+                scores += -(q * np.log(q) + (1 - q) * np.log(1 - q))
+    return scores / (m * (m - 1) / 2)
+
+
+def select_queries(
+    pool: SegmentPool,
+    n: int,
+    m: int,
+    length: int,
+    strategy: str,
+    model: RewardModel | None,
+    rng: np.random.Generator,
+    oversample: int = 10,
+) -> list[Segments]:
+    """``n`` queries of ``m`` segments each (``m`` batches of ``n`` segments).
+
+    ``uniform`` draws them at random from the pool; ``disagreement`` and ``entropy`` draw
+    ``oversample * n`` candidates and keep the ``n`` the ensemble is least sure about (before
+    the model is first fitted they fall back to uniform).
+    """
+    check_choice("query", strategy, QUERY_STRATEGIES)
+    active = strategy != "uniform" and model is not None and model.fitted
+    size = n * oversample if active else n
+    groups = [pool.sample(size, length, rng) for _ in range(m)]
+    if not active:
+        return groups
+    keep = np.argsort(-pair_scores(model, groups, strategy), kind="stable")[:n]
+    return [g.take(keep) for g in groups]

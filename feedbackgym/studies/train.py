@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import shutil
@@ -37,7 +38,8 @@ class TrainConfig:
     :param n_envs: parallel envs.
     :param seed: seed of everything in the run.
     :param device: auto, cpu or cuda.
-    :param algo_kwargs: hyperparameters of the SB3 algorithm.
+    :param algo_kwargs: hyperparameters of the SB3 algorithm (SB3's defaults, except PPO's
+        ``n_steps``: at most a tenth of the run per rollout when not given).
     :param learner_kwargs: other arguments of the learner (schedule, reward_model, ...).
     :param eval_every: timesteps between evaluations (0: ten per run).
     :param eval_episodes: episodes per evaluation (>= 20 for the final one).
@@ -124,8 +126,11 @@ def check_env_id(env_id: str) -> Any:
 
     import feedbackgym  # noqa: F401  (registers our envs)
 
+    module, _, name = env_id.rpartition(":")
     try:
-        return gymnasium.spec(env_id)
+        if module:  # gymnasium's "module:ID" form: importing the module registers the env
+            importlib.import_module(module)
+        return gymnasium.spec(name)
     except ModuleNotFoundError as err:
         raise ConfigError(f"env {env_id!r}: module {err.name!r} cannot be imported") from None
     except gymnasium.error.Error as err:
@@ -136,16 +141,30 @@ def check_env_id(env_id: str) -> Any:
 
 
 def make_env(config: TrainConfig, n_envs: int, seed: int) -> Any:
-    """An SB3 VecEnv of ``n_envs`` copies of the run's env, each seeded ``seed + i``."""
-    from stable_baselines3.common.env_util import make_vec_env
+    """An SB3 VecEnv of ``n_envs`` copies of the run's env, each seeded ``seed + i`` (what SB3's
+    ``make_vec_env`` does, without its request for ``rgb_array`` rendering)."""
+    import gymnasium
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
     check_env_id(config.env)
+
+    def build(rank: int) -> Any:
+        def make() -> Any:
+            env = Monitor(gymnasium.make(config.env, **config.env_kwargs))
+            env.action_space.seed(seed + rank)
+            return env
+
+        return make
+
     try:
-        return make_vec_env(config.env, n_envs=n_envs, seed=seed, env_kwargs=config.env_kwargs)
+        venv = DummyVecEnv([build(rank) for rank in range(n_envs)])
     except ConfigError:
         raise
     except TypeError as err:
         raise ConfigError(f"env {config.env!r} rejects env_kwargs: {err}") from None
+    venv.seed(seed)  # env i resets with seed + i
+    return venv
 
 
 def make_teacher(config: TrainConfig) -> Any:
@@ -190,6 +209,12 @@ def make_learner(config: TrainConfig, teacher: Any, tensorboard: str | None = No
     cls = LEARNERS.get(config.algo)
     env = make_env(config, config.n_envs, config.seed)
     kwargs = dict(config.learner_kwargs)
+    algo_kwargs = dict(config.algo_kwargs)
+    if cls.sb3_class.__name__ == "PPO" and "n_steps" not in algo_kwargs:
+        # SB3's 2048 steps per env and rollout would leave a short run a handful of rollouts
+        # (and reward-model rounds): at most a tenth of the run per rollout, a power of two.
+        per_env = config.timesteps // (10 * config.n_envs)
+        algo_kwargs["n_steps"] = int(2 ** np.clip(np.floor(np.log2(max(per_env, 1))), 5, 11))
     if cls.uses_feedback:
         kwargs.update(
             teacher=teacher,
@@ -200,7 +225,7 @@ def make_learner(config: TrainConfig, teacher: Any, tensorboard: str | None = No
     try:
         return cls(
             env,
-            algo_kwargs=config.algo_kwargs,
+            algo_kwargs=algo_kwargs,
             device=config.device,
             seed=config.seed,
             tensorboard_log=tensorboard,

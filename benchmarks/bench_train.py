@@ -1,0 +1,356 @@
+"""Training from simulated preferences, side by side with imitation and with true-reward RL.
+
+Each part runs `feedbackgym.studies.train.train` on a shipped config in ``configs/`` (the same
+runs ``feedbackgym train --config`` makes), for seeds 0-2, and writes its own section of
+benchmarks/RESULTS.md:
+
+- ``imitation``: pref-PPO with 200 oracle labels vs imitation 1.0.1's preference comparisons
+  with 400 (its own venv, ``benchmarks/peer_imitation_pendulum.py``) on Pendulum-v1, PPO, 8
+  envs, 200k timesteps; true return and wall time, both measured in this run.
+- ``ppo``: pref-PPO vs PPO on the true reward (wall-time ratio, normalised return between a
+  uniform-random policy and PPO), and pref-PPO with noisy teachers (``stochastic`` beta = 1,
+  ``mistake`` 0.1).
+- ``sac``: pref-SAC (PEBBLE) vs SAC on Pendulum-v1, 20k timesteps, 100 labels.
+- ``halfcheetah``: pref-SAC vs SAC learning curves on HalfCheetah-v5, 100k timesteps (one
+  seed; slow on a CPU), plot in benchmarks/halfcheetah.png.
+- ``pointgoal``: pref-PPO's success rate on feedbackgym/PointGoal-v0.
+
+    .venv/bin/python benchmarks/bench_train.py [--parts imitation,ppo,sac,halfcheetah,pointgoal]
+        [--seeds 0,1,2] [--device cpu]
+
+Wall times exclude evaluation on both sides. Runs go to a temporary folder (``--keep DIR`` keeps
+them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from _peers import peer_python  # noqa: E402
+from _results import update_section  # noqa: E402
+
+from feedbackgym.studies.train import (  # noqa: E402
+    Evaluator,
+    TrainConfig,
+    load_yaml,
+    train,
+)
+
+CONFIGS = HERE.parent / "configs"
+PARTS = ("imitation", "ppo", "sac", "halfcheetah", "pointgoal")
+
+
+def run(config_name: str, out: Path, **overrides: Any) -> dict[str, Any]:
+    """One training run of a shipped config (with overrides) into a fresh folder."""
+    options = {**load_yaml(CONFIGS / f"{config_name}.yaml"), **overrides, "progress": False}
+    tag = "-".join(f"{k}={v}" for k, v in sorted(overrides.items()) if k != "device")
+    folder = out / f"{config_name}-{tag}".replace("/", "_").replace(" ", "")
+    summary = train(TrainConfig.from_dict(options), folder)
+    summary["folder"] = str(folder)
+    print(
+        f"  {config_name} {tag}: return {summary['true_return_mean']:.1f}, "
+        f"{summary['wall_seconds']:.1f} s",
+        flush=True,
+    )
+    return summary
+
+
+def random_return(config_name: str, seed: int) -> float:
+    """True return of the uniform-random policy on the same evaluation episodes."""
+    config = TrainConfig.from_dict({**load_yaml(CONFIGS / f"{config_name}.yaml"), "seed": seed})
+    evaluator = Evaluator(config, config.eval_episodes)
+
+    class Uniform:
+        def __init__(self, space: Any) -> None:
+            self.space = space
+            self.space.seed(seed)
+
+        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+            return np.stack([self.space.sample() for _ in range(len(obs))]), None
+
+    result = evaluator(Uniform(evaluator.env.action_space))
+    evaluator.close()
+    return result["true_return_mean"]
+
+
+def mean_sd(values: list[float]) -> str:
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
+
+
+def imitation_run(seed: int, labels: int) -> dict[str, Any]:
+    python = peer_python("imitation")
+    result = subprocess.run(
+        [
+            str(python),
+            str(HERE / "peer_imitation_pendulum.py"),
+            "--seed",
+            str(seed),
+            "--labels",
+            str(labels),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"imitation failed:\n{result.stderr[-3000:]}")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    print(
+        f"  imitation seed {seed}: return {summary['true_return_mean']:.1f}, "
+        f"{summary['wall_seconds']:.1f} s",
+        flush=True,
+    )
+    return summary
+
+
+def part_imitation(out: Path, seeds: list[int], device: str) -> None:
+    ours, theirs = [], []
+    for seed in seeds:  # interleaved, so machine load falls on both alike
+        theirs.append(imitation_run(seed, 400))
+        ours.append(run("pendulum-pref-ppo", out, seed=seed, labels=200, device=device))
+    our_ret = [s["true_return_mean"] for s in ours]
+    their_ret = [s["true_return_mean"] for s in theirs]
+    our_wall = [s["wall_seconds"] for s in ours]
+    their_wall = [s["wall_seconds"] for s in theirs]
+    ratio = np.mean(our_wall) / np.mean(their_wall)
+    better = np.mean(our_ret) > np.mean(their_ret)
+    lines = [
+        "## Preference learning vs imitation on Pendulum-v1 (`bench_train.py --parts imitation`)",
+        "",
+        "Both: PPO, 8 envs, 200k timesteps, oracle (synthetic) labels about 100-step (imitation) "
+        "or 50-step (ours) segments; true return of the deterministic policy over 20 evaluation "
+        f"episodes; seeds {', '.join(map(str, seeds))}, run alternately in this one process "
+        "tree. imitation 1.0.1 with its own CLI's Pendulum settings "
+        "(`benchmarks/peer_imitation_pendulum.py`); ours `configs/pendulum-pref-ppo.yaml`. "
+        "Wall time: training only, one torch thread each. Device: "
+        f"{ours[0]['device']}.",
+        "",
+        "| learner | labels | seed | true return | wall s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for seed, s in zip(seeds, theirs, strict=True):
+        lines.append(
+            f"| imitation 1.0.1 | {s['labels_used']} | {seed} | {s['true_return_mean']:.1f} "
+            f"| {s['wall_seconds']:.1f} |"
+        )
+    for seed, s in zip(seeds, ours, strict=True):
+        lines.append(
+            f"| feedbackgym pref-ppo | {s['labels_used']} | {seed} | "
+            f"{s['true_return_mean']:.1f} | {s['wall_seconds']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Mean true return: ours {mean_sd(our_ret)} with 200 labels, imitation "
+        f"{mean_sd(their_ret)} with 400 ({'higher' if better else 'NOT higher'}). "
+        f"Mean wall time: ours {np.mean(our_wall):.1f} s, imitation {np.mean(their_wall):.1f} s "
+        f"(ratio {ratio:.2f}; target <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'}).",
+    ]
+    update_section("bench_train_imitation", "\n".join(lines))
+
+
+def part_ppo(out: Path, seeds: list[int], device: str) -> None:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    randoms = [random_return("pendulum-ppo", seed) for seed in seeds]
+    for seed in seeds:
+        rows.setdefault("ppo (true reward)", []).append(
+            run("pendulum-ppo", out, seed=seed, device=device)
+        )
+        rows.setdefault("pref-ppo, oracle", []).append(
+            run("pendulum-pref-ppo", out, seed=seed, device=device)
+        )
+        rows.setdefault("pref-ppo, stochastic (beta = 1)", []).append(
+            run(
+                "pendulum-pref-ppo",
+                out,
+                seed=seed,
+                teacher="stochastic",
+                teacher_kwargs={"beta": 1.0},
+                device=device,
+            )
+        )
+        rows.setdefault("pref-ppo, mistake (0.1)", []).append(
+            run(
+                "pendulum-pref-ppo",
+                out,
+                seed=seed,
+                teacher="mistake",
+                teacher_kwargs={"mistake": 0.1},
+                device=device,
+            )
+        )
+    ppo = rows["ppo (true reward)"]
+    ppo_return = np.mean([s["true_return_mean"] for s in ppo])
+    ppo_wall = np.mean([s["wall_seconds"] for s in ppo])
+    random = float(np.mean(randoms))
+    targets = {
+        "ppo (true reward)": None,
+        "pref-ppo, oracle": 0.9,
+        "pref-ppo, stochastic (beta = 1)": 0.8,
+        "pref-ppo, mistake (0.1)": 0.8,
+    }
+    lines = [
+        "## pref-PPO vs PPO on the true reward, Pendulum-v1 (`bench_train.py --parts ppo`)",
+        "",
+        "`configs/pendulum-ppo.yaml` and `configs/pendulum-pref-ppo.yaml` (200 labels), 200k "
+        f"timesteps, 8 envs, seeds {', '.join(map(str, seeds))}. Normalised return = (return - "
+        f"uniform-random policy's) / (PPO's - random's); random policy: {random:.1f}. Wall "
+        "time excludes evaluation. Device: " + ppo[0]["device"] + ".",
+        "",
+        "| learner | true return | normalised | target | wall s | wall / PPO's | "
+        "reward corr. | held-out acc. |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, summaries in rows.items():
+        ret = [s["true_return_mean"] for s in summaries]
+        wall = np.mean([s["wall_seconds"] for s in summaries])
+        norm = (np.mean(ret) - random) / (ppo_return - random)
+        target = targets[name]
+        verdict = (
+            "" if target is None else f">= {target:.0%} " + ("met" if norm >= target else "NOT met")
+        )
+        corr = [s["reward_correlation"] for s in summaries if s["reward_correlation"] is not None]
+        acc = [
+            s["reward_model_accuracy"] for s in summaries if s["reward_model_accuracy"] is not None
+        ]
+        lines.append(
+            f"| {name} | {mean_sd(ret)} | {norm:.0%} | {verdict} | {wall:.1f} | "
+            f"{wall / ppo_wall:.2f} | {np.mean(corr) if corr else float('nan'):.2f} | "
+            f"{np.mean(acc) if acc else float('nan'):.2f} |"
+        )
+    oracle_wall = np.mean([s["wall_seconds"] for s in rows["pref-ppo, oracle"]])
+    lines += [
+        "",
+        f"pref-PPO's wall time is {oracle_wall / ppo_wall:.2f}x PPO's (target <= 1.3x: "
+        f"{'met' if oracle_wall / ppo_wall <= 1.3 else 'NOT met'}).",
+    ]
+    update_section("bench_train_ppo", "\n".join(lines))
+
+
+def part_sac(out: Path, seeds: list[int], device: str) -> None:
+    sac = [run("pendulum-sac", out, seed=seed, device=device) for seed in seeds]
+    pref = [run("pendulum-pref-sac", out, seed=seed, device=device) for seed in seeds]
+    sac_ret = [s["true_return_mean"] for s in sac]
+    pref_ret = [s["true_return_mean"] for s in pref]
+    gap = (np.mean(sac_ret) - np.mean(pref_ret)) / abs(np.mean(sac_ret))
+    lines = [
+        "## pref-SAC (PEBBLE) vs SAC, Pendulum-v1 (`bench_train.py --parts sac`)",
+        "",
+        "`configs/pendulum-sac.yaml` and `configs/pendulum-pref-sac.yaml`: 20k timesteps, one "
+        "env, pref-SAC with 100 oracle labels and 1k steps of state-entropy pre-training; seeds "
+        f"{', '.join(map(str, seeds))}. Device: {sac[0]['device']}.",
+        "",
+        "| learner | labels | true return | wall s |",
+        "|---|---:|---:|---:|",
+        f"| sac (true reward) | 0 | {mean_sd(sac_ret)} | "
+        f"{np.mean([s['wall_seconds'] for s in sac]):.1f} |",
+        f"| pref-sac | {pref[0]['labels_used']} | {mean_sd(pref_ret)} | "
+        f"{np.mean([s['wall_seconds'] for s in pref]):.1f} |",
+        "",
+        f"pref-SAC's mean return is {gap:.1%} below SAC's (target: within 10%: "
+        f"{'met' if gap <= 0.10 else 'NOT met'}).",
+    ]
+    update_section("bench_train_sac", "\n".join(lines))
+
+
+def part_halfcheetah(out: Path, seeds: list[int], device: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seed = seeds[0]
+    runs = {
+        "sac (true reward)": run("halfcheetah-sac", out, seed=seed, device=device),
+        "pref-sac (1,000 labels)": run("halfcheetah-pref-sac", out, seed=seed, device=device),
+    }
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    lines = [
+        "## pref-SAC vs SAC, HalfCheetah-v5, 100k timesteps (`bench_train.py --parts halfcheetah`)",
+        "",
+        f"`configs/halfcheetah-sac.yaml` and `configs/halfcheetah-pref-sac.yaml`, seed {seed}, "
+        f"device {runs['sac (true reward)']['device']} (no GPU was lent to this session; the "
+        "same script with `--device cuda` gives the GPU figures). Curves: "
+        "`benchmarks/halfcheetah.png`.",
+        "",
+        "| learner | labels | true return at 100k | wall s | curve (return every 10k steps) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, summary in runs.items():
+        curve = np.genfromtxt(Path(summary["folder"]) / "curve.csv", delimiter=",", names=True)
+        ax.plot(curve["timesteps"], curve["true_return_mean"], marker="o", label=name)
+        points = ", ".join(f"{v:.0f}" for v in curve["true_return_mean"])
+        lines.append(
+            f"| {name} | {summary['labels_used']} | {summary['true_return_mean']:.1f} | "
+            f"{summary['wall_seconds']:.0f} | {points} |"
+        )
+    ax.set_xlabel("timesteps")
+    ax.set_ylabel("true return")
+    ax.set_title("HalfCheetah-v5")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(HERE / "halfcheetah.png", dpi=110)
+    update_section("bench_train_halfcheetah", "\n".join(lines))
+
+
+def part_pointgoal(out: Path, seeds: list[int], device: str) -> None:
+    runs = [run("pointgoal-pref-ppo", out, seed=seed, device=device) for seed in seeds]
+    success = [s["success_rate"] for s in runs]
+    lines = [
+        "## pref-PPO on PointGoal-v0 (`bench_train.py --parts pointgoal`)",
+        "",
+        "`configs/pointgoal-pref-ppo.yaml`: 3 candidate targets, the true one hidden; 150k "
+        "timesteps, 300 oracle labels about 25-step segments; success = within 0.1 of the true "
+        "goal at the episode's last step, over 20 evaluation episodes. Device: "
+        f"{runs[0]['device']}.",
+        "",
+        "| seed | success rate | true return | wall s |",
+        "|---:|---:|---:|---:|",
+    ]
+    for seed, s in zip(seeds, runs, strict=True):
+        lines.append(
+            f"| {seed} | {s['success_rate']:.0%} | {s['true_return_mean']:.1f} | "
+            f"{s['wall_seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Mean success {np.mean(success):.0%} (target >= 80%: "
+        f"{'met' if np.mean(success) >= 0.8 else 'NOT met'}).",
+    ]
+    update_section("bench_train_pointgoal", "\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--keep", default=None, help="keep the run folders here")
+    args = parser.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    for part in parts:
+        if part not in PARTS:
+            parser.error(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.keep) if args.keep else Path(tmp)
+        for part in parts:
+            print(f"[bench_train] {part}", flush=True)
+            begin = time.perf_counter()
+            globals()[f"part_{part}"](out / part, seeds, args.device)
+            print(f"[bench_train] {part} done in {time.perf_counter() - begin:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -220,9 +220,10 @@ class RewardModel:
         import torch
 
         generator = torch.Generator().manual_seed(int(self._order_rng.integers(2**31)))
-        self.network = _ensemble_network(
-            width, self.hidden, self.layers, self.members, generator
-        ).to(self.device)
+        from feedbackgym.feedback._networks import EnsembleMLP
+
+        self.network = EnsembleMLP(width, self.hidden, self.layers, self.members, generator)
+        self.network.to(self.device)
         self.optimiser = torch.optim.Adam(
             self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
@@ -472,35 +473,3 @@ class RewardModel:
                 f"reward model {str(path)!r} cannot be read: {err.strerror}"
             ) from None
         return cls.from_state(state, device=device)
-
-
-def _ensemble_network(width: int, hidden: int, layers: int, members: int, generator: Any) -> Any:
-    """``members`` independent MLPs ``width -> hidden x layers -> 1`` as one torch module."""
-    import torch
-
-    class EnsembleMLP(torch.nn.Module):
-        """Independent MLPs evaluated together as batched matrix products (``baddbmm``)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            sizes = [width] + [hidden] * layers + [1]
-            self.weights = torch.nn.ParameterList()
-            self.biases = torch.nn.ParameterList()
-            for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-                bound = 1.0 / np.sqrt(max(fan_in, 1))  # torch.nn.Linear's default init range
-                w = (torch.rand(members, fan_in, fan_out, generator=generator) * 2 - 1) * bound
-                b = (torch.rand(members, 1, fan_out, generator=generator) * 2 - 1) * bound
-                self.weights.append(torch.nn.Parameter(w))
-                self.biases.append(torch.nn.Parameter(b))
-
-        def forward(self, x: Any) -> Any:
-            """``x``: ``(n, f)`` for every member, or ``(members, n, f)``; -> ``(members, n)``."""
-            if x.dim() == 2:
-                x = x.unsqueeze(0).expand(members, -1, -1)
-            last = len(self.weights) - 1
-            for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-                x = torch.baddbmm(b, x, w)
-                x = torch.tanh(x) if k == last else torch.nn.functional.leaky_relu(x)
-            return x.squeeze(-1)
-
-    return EnsembleMLP()

@@ -32,6 +32,8 @@ def resolve_device(device: str = "auto") -> str:
 
 #: Below this many rows a CPU pass runs on one thread.
 SMALL_BATCH = 100_000
+#: Up to this many steps, CPU inference runs in numpy (one vector step of the envs).
+SMALL_STEP_BATCH = 256
 
 
 @contextmanager
@@ -194,6 +196,7 @@ class RewardModel:
         self.reward_std = 1.0
         self.losses: list[float] = []
         self._order_rng = np.random.default_rng(seed)
+        self._numpy_weights: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     # ----- features -----------------------------------------------------------------------
     def _encode(self, name: str, value: np.ndarray, lead: int) -> np.ndarray:
@@ -270,6 +273,7 @@ class RewardModel:
             self.feature_std = (sample.std(axis=0) + 1e-6).astype(np.float32)
             self._build(sample.shape[1])
         self.network.train()
+        self._numpy_weights = None
         losses = {}
         rows = sum(x.size // x.shape[-1] for x in (pair_x, rank_x) if x is not None)
         with one_cpu_thread(self.device, rows):
@@ -358,6 +362,8 @@ class RewardModel:
 
         self._check_fitted()
         feats = self.features(obs, actions, lead=1)
+        if self.device == "cpu" and feats.shape[0] <= SMALL_STEP_BATCH:
+            return self._numpy_forward(feats)
         out = np.empty((self.members, feats.shape[0]), dtype=np.float32)
         chunk = 1 << 16
         with torch.no_grad(), one_cpu_thread(self.device, feats.shape[0]):
@@ -365,6 +371,21 @@ class RewardModel:
                 x = self._scaled(feats[start : start + chunk])
                 out[:, start : start + chunk] = self.network(x).cpu().numpy()
         return out
+
+    def _numpy_forward(self, feats: np.ndarray) -> np.ndarray:
+        """The network in numpy: for the few rows of one vector step, torch's per-call cost
+        is most of the time (a copy of the weights is kept until the next fit)."""
+        if self._numpy_weights is None:
+            self._numpy_weights = [
+                (w.detach().cpu().numpy(), b.detach().cpu().numpy())
+                for w, b in zip(self.network.weights, self.network.biases, strict=True)
+            ]
+        x = (feats - self.feature_mean) / self.feature_std
+        last = len(self._numpy_weights) - 1
+        for k, (w, b) in enumerate(self._numpy_weights):
+            x = np.matmul(x, w) + b  # (n, f) @ (members, f, h) -> (members, n, h)
+            x = np.tanh(x) if k == last else np.where(x > 0, x, 0.01 * x)
+        return x[..., 0].astype(np.float32, copy=False)
 
     def reward(
         self, obs: np.ndarray, actions: np.ndarray | None, normalise: bool = True
@@ -450,7 +471,6 @@ class RewardModel:
         model.one_hot = dict(state["one_hot"])
         model.reward_mean = float(state["reward_mean"])
         model.reward_std = float(state["reward_std"])
-        model._order_rng.bit_generator.state = state["order_rng"]
         model.losses = list(state["losses"])
         if state["network"] is not None:
             model.feature_mean = np.asarray(state["feature_mean"], dtype=np.float32)
@@ -459,6 +479,8 @@ class RewardModel:
             model.network.load_state_dict(state["network"])
             model.optimiser.load_state_dict(state["optimiser"])
             model.network.eval()
+        # After _build, which draws from it: the next fit shuffles as the saved model's would.
+        model._order_rng.bit_generator.state = state["order_rng"]
         return model
 
     @classmethod

@@ -114,7 +114,9 @@ class PreferenceLearner:
     sb3_class: ClassVar[type[BaseAlgorithm]] = PPO
     #: False for the true-reward baselines (no teacher, no reward model).
     uses_feedback: ClassVar[bool] = True
-    #: Rounds run between rollouts (on-policy) or between steps (off-policy).
+    #: Rounds run at the end of SB3's rollouts (for SAC with ``train_freq=1``: after every
+    #: step), once SB3 has stored the rollout's steps; else right after a step, before SB3
+    #: stores it.
     round_at_rollout_end: ClassVar[bool] = True
     registry_name: ClassVar[str] = ""
 
@@ -212,9 +214,17 @@ class PreferenceLearner:
         """Called after every vector step (pref-SAC's pre-training relabels here)."""
 
     # ----- the feedback loop --------------------------------------------------------------
-    def _plan(self, total_timesteps: int) -> None:
-        """Fix the rounds' timesteps and label counts for a run of ``total_timesteps``."""
+    def plan(self, total_timesteps: int) -> None:
+        """Fix the rounds' timesteps and label counts for a run of ``total_timesteps``; a run
+        that ends before its first round (it would ask no labels) is a ConfigError."""
         first = max(self.update_every, self.first_round_at())
+        if first > total_timesteps:
+            raise ConfigError(
+                f"timesteps={total_timesteps} ends before the first feedback round at timestep "
+                f"{first} (update_every={self.update_every}, or segment_length="
+                f"{self.segment_length} steps in each of {self.env.num_envs} envs); raise "
+                "timesteps or lower those"
+            )
         rounds = max(1, math.ceil((total_timesteps - first) / self.update_every))
         self.round_times = first + self.update_every * np.arange(rounds)
         self.round_labels = label_schedule(
@@ -298,7 +308,7 @@ class PreferenceLearner:
         counts the steps it took before); ``callback`` is any SB3 callback."""
         total_timesteps = check_positive_int("total_timesteps", total_timesteps)
         if self.uses_feedback and self.round_times is None:
-            self._plan(total_timesteps)
+            self.plan(total_timesteps)
         callbacks = [_FeedbackCallback(self)]
         if callback is not None:
             callbacks.append(callback)
@@ -401,6 +411,7 @@ def teacher_verb(teacher: Any, algo: str) -> str:
         from feedbackgym.feedback import FEEDBACK_MODELS
 
         fitting = [n for n in FEEDBACK_MODELS.names() if FEEDBACK_MODELS.get(n).kind in QUERY_VERBS]
+        fitting += ["budget (around one of these)", "replay (of a log of one of these)"]
         what = "no teacher" if teacher is None else f"a {kind} teacher"
         raise ConfigError(
             f"algo {algo!r} learns from preferences or rankings but was given {what}; "
@@ -422,13 +433,14 @@ class _FeedbackCallback(BaseCallback):
             self.logger.record(f"feedback/{key}", value)
 
     def _on_step(self) -> bool:
-        if not self.learner.round_at_rollout_end and self.learner.round_due(self.num_timesteps):
+        # ``while``: when update_every is shorter than a rollout, every round due is run.
+        while not self.learner.round_at_rollout_end and self.learner.round_due(self.num_timesteps):
             self._round()
         self.learner.on_step(self.num_timesteps)
         return True
 
     def _on_rollout_end(self) -> None:
-        if self.learner.round_at_rollout_end and self.learner.round_due(self.num_timesteps):
+        while self.learner.round_at_rollout_end and self.learner.round_due(self.num_timesteps):
             self._round()
 
 
@@ -451,9 +463,6 @@ class PrefPPO(PreferenceLearner):
 
     def default_pool_steps(self, env: VecEnv) -> int:
         return max(self.segment_length, int(self.algo_kwargs.get("n_steps", 2048)))
-
-    def first_round_at(self) -> int:
-        return self.update_every
 
 
 @register_learner("ppo")
@@ -487,7 +496,9 @@ class PrefSAC(PreferenceLearner):
     """
 
     sb3_class = SAC
-    round_at_rollout_end = False
+    # SB3 stores a step after the callbacks' on_step: a round there would leave that step with
+    # the previous reward. At the rollout's end (every step by default) it is stored.
+    round_at_rollout_end = True
 
     def __init__(
         self, *args: Any, unsupervised_steps: int = 0, knn: int = 5, **kwargs: Any
@@ -496,6 +507,7 @@ class PrefSAC(PreferenceLearner):
         if self.unsupervised_steps < 0:
             raise ConfigError(f"unsupervised_steps must be >= 0, got {unsupervised_steps}")
         self.knn = check_positive_int("knn", knn)
+        self._entropy_scale = (0.0, 1.0)  # of the last relabel; new steps use it too
         super().__init__(*args, **kwargs)
 
     @classmethod
@@ -517,7 +529,8 @@ class PrefSAC(PreferenceLearner):
 
     def _reward(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
         if not self.reward_model.fitted and self.unsupervised_steps:
-            return self._state_entropy(next_obs, self._buffer_states())
+            mean, std = self._entropy_scale
+            return (self._state_entropy(next_obs, self._buffer_states()) - mean) / std
         return super()._reward(obs, actions, next_obs)
 
     def on_step(self, timesteps: int) -> None:
@@ -575,7 +588,8 @@ class PrefSAC(PreferenceLearner):
         )
         rewards = np.asarray(reward_fn(obs, actions, nxt), dtype=np.float32)
         if not self.reward_model.fitted:  # entropy reward: standardise over the buffer
-            rewards = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
+            self._entropy_scale = (float(rewards.mean()), float(rewards.std()) + 1e-8)
+            rewards = (rewards - self._entropy_scale[0]) / self._entropy_scale[1]
         buffer.rewards[:upto] = rewards.reshape(upto, buffer.n_envs)
 
 

@@ -168,6 +168,11 @@ class FeedbackModel:
         self._log_id = log.add_model(self)
         return self
 
+    def _child_seed(self) -> int:
+        """A seed for a model this one builds from a config (panel members, inner teachers),
+        drawn from this model's generator so one seed reproduces the whole assembly."""
+        return int(self.rng.integers(2**63))
+
     def _count(self, n_items: int, n_answered: int) -> None:
         self.queries += int(n_items)
         self.answered += int(n_answered)

@@ -230,7 +230,9 @@ class HindsightTeacher(FeedbackModel):
         if isinstance(teacher, dict):
             from feedbackgym.feedback.base import from_config
 
-            teacher = from_config(teacher)
+            teacher = from_config(
+                teacher, rng=None if teacher.get("rng") is not None else self._child_seed()
+            )
         if not hasattr(teacher, "prefer"):
             raise ConfigError("teacher must be a pairwise feedback model (with prefer())")
         self.teacher = teacher

@@ -129,7 +129,8 @@ class FeedbackLog:
 def model_generators(model: Any) -> list[np.random.Generator]:
     """Every generator a model draws from: its own, then its members' (panels, wrappers)."""
     out = [model.rng]
-    for member in getattr(model, "members", None) or []:
+    members = getattr(model, "members", None)
+    for member in members if isinstance(members, (list, tuple)) else []:
         out.extend(model_generators(member))
     inner = getattr(model, "teacher", None) or getattr(model, "model", None)
     if isinstance(inner, FeedbackModel):

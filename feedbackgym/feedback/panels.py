@@ -49,7 +49,14 @@ class Panel(FeedbackModel):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(rng)
-        built = [from_config(m) if isinstance(m, dict) else m for m in members]
+        # Members given as configs draw their seeds from the panel's generator (unless the
+        # config names one), so a panel built from a seed answers the same every time.
+        built = [
+            from_config(m, rng=None if m.get("rng") is not None else self._child_seed())
+            if isinstance(m, dict)
+            else m
+            for m in members
+        ]
         if not built or not all(hasattr(m, "prefer") for m in built):
             raise ConfigError("members must be a non-empty list of pairwise feedback models")
         self.members = built
@@ -166,6 +173,7 @@ class Budget(FeedbackModel):
         if fit:
             labels[:fit] = self.model.prefer(a.take(np.arange(fit)), b.take(np.arange(fit)))
         self._done(fit, n)
+        self._record("prefer", lambda: {"a": a.to_dict(), "b": b.to_dict()}, labels)
         return labels
 
     def rank(self, segments: Any) -> np.ndarray:
@@ -180,6 +188,7 @@ class Budget(FeedbackModel):
         if fit:
             ranking[:fit] = self.model.rank([s.take(np.arange(fit)) for s in batches])
         self._done(fit, n)
+        self._record("rank", lambda: {"segments": [s.to_dict() for s in batches]}, ranking)
         return ranking
 
     def score(self, trajectories: Any, judge: int | None = None, policy: Any = None) -> Any:
@@ -196,7 +205,11 @@ class Budget(FeedbackModel):
             got = self.model.score(trajectories.take(np.arange(fit)), judge, policy)
             values[:fit], arrival[:fit] = got.value, got.arrival
         self._done(fit, n)
-        return Scores(values, arrival)
+        scores = Scores(values, arrival)
+        self._record(
+            "score", lambda: {"trajectories": trajectories.to_dict(), "judge": width}, scores
+        )
+        return scores
 
     def correct(self, agent: np.ndarray, expert: np.ndarray, *args: Any) -> list[str | None]:
         """Sentences for the rows that fit; None for the rest."""
@@ -210,4 +223,7 @@ class Budget(FeedbackModel):
             sentences.extend(self.model.correct(agent[:fit], expert[:fit], *cut))
         sentences.extend([None] * (n - fit))
         self._done(fit, n)
+        self._record(
+            "correct", lambda: {"agent": agent.tolist(), "expert": expert.tolist()}, sentences
+        )
         return sentences

@@ -143,7 +143,7 @@ class RewardModel:
     The members differ by initialisation and by the order they see the data in, as in PEBBLE
     (Lee, Smith & Abbeel 2021); their spread is what active queries use. All members train at
     once as batched matrix products. Inputs are standardised with the mean and standard
-    deviation of the features the model was last fitted on; the output of each member is
+    deviation of all the features the model was last fitted on; the output of each member is
     ``tanh``-bounded as in PEBBLE. :meth:`reward` is the members' mean, optionally scaled by
     :meth:`calibrate` to zero mean and unit variance on a sample of experience.
 
@@ -251,8 +251,9 @@ class RewardModel:
     def fit(self, data: Comparisons, epochs: int = 20) -> dict[str, float]:
         """Train every member for ``epochs`` passes over ``data``; returns the last losses.
 
-        The first call sets the feature sizes, builds the members and fixes the input scale;
-        later calls continue training the same members (more labels arrive between calls).
+        The first call sets the feature sizes and builds the members; later calls continue
+        training the same members (more labels arrive between calls). Each call standardises
+        the inputs with the mean and deviation of all the labelled steps in ``data``.
         """
         import torch
 
@@ -265,12 +266,15 @@ class RewardModel:
             pair_x = self.features(arrays["pair_obs"], arrays["pair_actions"], lead=3)
         if "orders" in arrays:
             rank_x = self.features(arrays["rank_obs"], arrays["rank_actions"], lead=3)
+        # The input scale follows all the labelled steps so far: the first labels come from an
+        # untrained policy's narrow corner of the state space, and inputs scaled by it would
+        # put later states far outside what the members were fitted on.
+        sample = np.concatenate(
+            [x.reshape(-1, x.shape[-1]) for x in (pair_x, rank_x) if x is not None]
+        )
+        self.feature_mean = sample.mean(axis=0).astype(np.float32)
+        self.feature_std = (sample.std(axis=0) + 1e-6).astype(np.float32)
         if self.network is None:
-            sample = np.concatenate(
-                [x.reshape(-1, x.shape[-1]) for x in (pair_x, rank_x) if x is not None]
-            )
-            self.feature_mean = sample.mean(axis=0).astype(np.float32)
-            self.feature_std = (sample.std(axis=0) + 1e-6).astype(np.float32)
             self._build(sample.shape[1])
         self.network.train()
         self._numpy_weights = None

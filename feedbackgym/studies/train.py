@@ -305,6 +305,8 @@ def check_out_dir(out: Path, config: TrainConfig) -> str:
     """``"new"``, ``"resume"`` or ``"done"`` for ``out``; another run's folder is refused."""
     saved = out / "config.yaml"
     if not saved.exists():
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {str(out)!r} is a file; choose a folder")
         if out.exists() and any(out.iterdir()):
             raise ConfigError(
                 f"--out {str(out)!r} is not empty and holds no training run; choose another folder"
@@ -343,6 +345,8 @@ def train(config: TrainConfig, out: str | Path, console: Any = None) -> dict[str
     torch.set_num_threads(config.threads)
     teacher = make_teacher(config)
     learner = make_learner(config, teacher, tensorboard=str(out / "tensorboard"))
+    if learner.uses_feedback:
+        learner.plan(config.timesteps)  # a run too short for any feedback round fails here
     evaluator = Evaluator(config, config.eval_episodes)
     # Everything is checked: from here on the folder is written.
     out.mkdir(parents=True, exist_ok=True)
@@ -355,8 +359,9 @@ def train(config: TrainConfig, out: str | Path, console: Any = None) -> dict[str
         shutil.rmtree(out / "tensorboard", ignore_errors=True)
     else:
         run_state = json.loads((checkpoint / "run_state.json").read_text())
-        with open(out / "feedback.jsonl", "r+b") as handle:  # drop answers after the save
-            handle.truncate(run_state["log_bytes"])
+        if (out / "feedback.jsonl").exists():  # true-reward runs have no feedback log
+            with open(out / "feedback.jsonl", "r+b") as handle:  # drop answers after the save
+                handle.truncate(run_state["log_bytes"])
     io.write_text(out / "config.yaml", _yaml({**config.to_dict(), "device": learner.device}))
     log = FeedbackLog(out / "feedback.jsonl") if teacher is not None else None
     if checkpoint is None:
@@ -470,11 +475,15 @@ def _train_loop(
                 for key, value in result.items():
                     self.logger.record(f"eval/{key}", value)
                 self.bar.update(self.task, ret=f"{result['true_return_mean']:.1f}")
-            if t >= self.next_save and t < total:
-                self.next_save += checkpoint_every
-                save_checkpoint()
             self.bar.update(self.task, completed=t, labels=getattr(learner, "labels_used", 0))
             return True
+
+        def _on_rollout_start(self) -> None:
+            # Between SB3's update and its next rollout: nothing collected is left untrained.
+            t = self.num_timesteps
+            if t >= self.next_save and t < total:
+                self.next_save = (t // checkpoint_every + 1) * checkpoint_every
+                save_checkpoint()
 
     with Progress(*columns, console=console, disable=not config.progress) as bar:
         task = bar.add_task("train", total=total, labels=0, ret="-")

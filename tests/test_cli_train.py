@@ -1,0 +1,236 @@
+"""`feedbackgym train`: devices, YAML configs, resume after Ctrl-C, one-line bad-input errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from feedbackgym.studies import train as train_module
+
+#: A tiny run's options that have no flag (SB3 and learner settings).
+TINY_YAML = {
+    "algo_kwargs": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
+    "learner_kwargs": {"reward_epochs": 5},
+    "eval_every": 256,
+    "checkpoint_every": 256,
+}
+
+GOOD = [
+    "train",
+    "--env", "Pendulum-v1",
+    "--algo", "pref-ppo",
+    "--teacher", "oracle",
+    "--labels", "20",
+    "--timesteps", "1024",
+    "--segment-length", "10",
+    "--n-envs", "2",
+    "--device", "cpu",
+    "--no-progress",
+]  # fmt: skip
+
+
+def with_flags(args: list[str], **flags: str | None) -> list[str]:
+    """``args`` with each ``--flag`` set to its value (dropped when None)."""
+    out = list(args)
+    for name, value in flags.items():
+        flag = "--" + name.replace("_", "-")
+        if flag in out:
+            i = out.index(flag)
+            del out[i : i + 2]
+        if value is not None:
+            out += [flag, value]
+    return out
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY_YAML))
+    return str(path)
+
+
+def summary_of(folder) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
+# ----- runs that work -------------------------------------------------------------------------
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_train_runs_on_cpu_and_on_auto(cli, tmp_path, tiny_yaml, device):
+    out = tmp_path / "run"
+    code, stdout, err = cli(*with_flags(GOOD, device=device, timesteps="512"), "--config",
+                            tiny_yaml, "--out", out)  # fmt: skip
+    assert code == 0, err
+    assert str(out / "summary.json") in stdout and str(out / "curve.png") in stdout
+    expected = "cpu" if device == "cpu" or not torch.cuda.is_available() else "cuda"
+    assert summary_of(out)["device"] == expected
+    assert summary_of(out)["labels_used"] == 20
+
+
+def test_flags_override_the_yaml_config(cli, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        yaml.safe_dump({**TINY_YAML, "env": "Pendulum-v1", "labels": 10, "seed": 3, "n_envs": 2})
+    )
+    code, _, err = cli("train", "--config", config, "--labels", "15", "--timesteps", "512",
+                       "--segment-length", "10", "--device", "cpu", "--no-progress",
+                       "--out", tmp_path / "run")  # fmt: skip
+    assert code == 0, err
+    summary = summary_of(tmp_path / "run")
+    assert (summary["labels_used"], summary["seed"], summary["algo"]) == (15, 3, "pref-ppo")
+
+
+def test_a_killed_run_is_resumed_by_the_same_command(cli, tmp_path, tiny_yaml, monkeypatch):
+    out = tmp_path / "run"
+    args = [*GOOD, "--config", tiny_yaml, "--out", out]
+    real = train_module.Evaluator.__call__
+    calls = []
+
+    def ctrl_c_at_the_third_evaluation(self, learner):
+        calls.append(learner.num_timesteps)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, learner)
+
+    monkeypatch.setattr(train_module.Evaluator, "__call__", ctrl_c_at_the_third_evaluation)
+    code, _, err = cli(*args)
+    assert code == 130 and "checkpoints are saved, re-run to resume" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (out / "checkpoints" / "latest.json").exists() and (out / "feedback.jsonl").exists()
+    assert not (out / "summary.json").exists()
+
+    monkeypatch.undo()
+    code, stdout, err = cli(*args)
+    assert code == 0, err
+    summary = summary_of(out)
+    assert summary["timesteps"] == 1024 and summary["labels_used"] == 20
+    assert "training run" in stdout
+
+    # Once finished, the same command prints the summary again and computes nothing.
+    before = (out / "summary.json").read_bytes()
+    monkeypatch.setattr(train_module, "make_learner", pytest.fail)
+    code, stdout, _ = cli(*args)
+    assert code == 0 and "training run" in stdout
+    assert (out / "summary.json").read_bytes() == before
+
+
+# ----- bad input ----------------------------------------------------------------------------
+BAD = [  # flags to change, what the one-line error must say
+    ({"env": "feedbackgym/Nope-v0"}, "unknown env 'feedbackgym/Nope-v0'"),
+    ({"env": "no_such_module:Foo-v0"}, "module 'no_such_module' cannot be imported"),
+    ({"algo": "pref-dqn"}, "unknown algo 'pref-dqn'"),
+    ({"algo": "ppo2"}, "valid: ppo, pref-ppo, pref-sac, sac"),
+    ({"teacher": "oracel"}, "unknown feedback model 'oracel' (did you mean 'oracle'?); valid:"),
+    ({"query": "random"}, "query must be one of 'uniform', 'disagreement', 'entropy'"),
+    ({"teacher": "tamer"}, "was given a score teacher; valid teachers: "),
+    ({"teacher": "language"}, "was given a correction teacher; valid teachers:"),
+    ({"algo": "ppo"}, "algo 'ppo' trains on the true reward and takes no teacher or labels"),
+    ({"algo": "sac", "teacher": None}, "algo 'sac' trains on the true reward"),
+    ({"labels": None}, "labels must be a positive integer, got 0"),
+    ({"labels": "-3"}, "labels must be a positive integer, got -3"),
+    ({"labels": "ten"}, "argument --labels: invalid int value: 'ten'"),
+    (
+        {"algo": "sac", "env": "CartPole-v1", "teacher": None, "labels": None},
+        "algo 'sac' needs a continuous (Box) action space, got Discrete(2)",
+    ),
+    (
+        {"algo": "pref-sac", "env": "CartPole-v1"},
+        "algo 'pref-sac' needs a continuous (Box) action space",
+    ),
+    (
+        {"teacher": "budget", "teacher_kwargs": '{"model": {"name": "oracle"}, "max_queries": 5}'},
+        "teacher budget max_queries=5 is smaller than labels=20",
+    ),
+    ({"teacher_kwargs": '{"nope": 1}'}, "feedback model 'oracle' has no parameter 'nope'"),
+    ({"teacher_kwargs": '{"beta": -1}'}, "beta must be in [0, inf], got -1"),
+    ({"teacher_kwargs": "[1]"}, "--teacher-kwargs must be a JSON object"),
+    ({"env_kwargs": '{"nope": 1}'}, "env 'Pendulum-v1' rejects env_kwargs"),
+    ({"device": "tpu"}, "device must be auto, cpu or cuda, got 'tpu'"),
+    ({"timesteps": "0"}, "timesteps must be a positive integer, got 0"),
+    ({"timesteps": None}, "--timesteps is required"),
+    ({"n_envs": "0"}, "n_envs must be a positive integer, got 0"),
+    ({"segment_length": "0"}, "segment_length must be a positive integer, got 0"),
+    ({"segment_length": "600"}, "timesteps=1024 ends before the first feedback round"),
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD)
+def test_bad_input_exits_2_with_one_line_before_writing(cli, tmp_path, flags, message):
+    out = tmp_path / "run"
+    code, _, err = cli(*with_flags(GOOD, **flags), "--out", out)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert message in err
+    assert not out.exists()
+
+
+def test_a_teacher_of_the_wrong_kind_is_told_which_teachers_fit(cli, tmp_path):
+    _, _, err = cli(*with_flags(GOOD, teacher="tamer"), "--out", tmp_path / "run")
+    valid = err.strip().split("valid teachers: ")[1].split(", ")
+    assert {"oracle", "stochastic", "plackett-luce", "panel", "learned"} <= set(valid)
+    assert not {"tamer", "coach", "language"} & set(valid)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_a_bad_device(cli, tmp_path):
+    code, _, err = cli(*with_flags(GOOD, device="cuda"), "--out", tmp_path / "run")
+    assert code == 2 and "torch sees no CUDA GPU; use auto or cpu" in err
+    assert not (tmp_path / "run").exists()
+
+
+BAD_YAML = [  # file text (None: no file), what the error must say
+    (None, "cannot be read: No such file or directory"),
+    ("env: [Pendulum-v1\nalgo: ppo\n", "is not valid YAML at line"),
+    ("lables: 20\n", "has unknown key 'lables'; valid: env, algo, timesteps, teacher, labels"),
+    ("- env\n- algo\n", "must be a mapping of train options"),
+    ("timesteps: many\n", "timesteps must be an integer, got 'many'"),
+    ("algo_kwargs: 3\n", "algo_kwargs must be a mapping, got 3"),
+    ("algo_kwargs: {n_stepz: 64}\n", "unexpected keyword argument 'n_stepz'"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_YAML)
+def test_a_bad_yaml_config_exits_2_with_one_line(cli, tmp_path, text, message):
+    config = tmp_path / "train.yaml"
+    if text is not None:
+        config.write_text(text)
+    code, _, err = cli(*GOOD, "--config", config, "--out", tmp_path / "run")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_input_leaves_an_earlier_run_untouched(cli, tmp_path, tiny_yaml):
+    out = tmp_path / "run"
+    args = with_flags(GOOD, timesteps="512")
+    assert cli(*args, "--config", tiny_yaml, "--out", out)[0] == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for bad in (
+        with_flags(args, teacher="oracel"),
+        with_flags(args, labels="30"),
+        with_flags(args, device="tpu"),
+        [*args, "--config", tmp_path / "missing.yaml"],
+    ):
+        code, _, err = cli(*bad, "--out", out)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+    assert (
+        "holds a different run (it differs in labels)"
+        in cli(*with_flags(args, labels="30"), "--config", tiny_yaml, "--out", out)[2]
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_out_pointing_at_a_file_is_refused(cli, tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    code, _, err = cli(*GOOD, "--out", target)
+    assert code == 2 and "is a file" in err and target.read_text() == "mine"

@@ -162,6 +162,8 @@ class RewardModel:
     :param seed: seed of the members' initialisation and data order.
     :param n_obs: one-hot size of discrete observations (None: read from data).
     :param n_actions: one-hot size of discrete actions (None: read from data).
+    :param use_actions: a reward of observation and action (Christiano et al.; PEBBLE), or of
+        the observation alone (False: the reward cannot favour actions for their own sake).
     """
 
     def __init__(
@@ -176,6 +178,7 @@ class RewardModel:
         seed: int | None = 0,
         n_obs: int | None = None,
         n_actions: int | None = None,
+        use_actions: bool = True,
     ) -> None:
         self.members = check_positive_int("members", members)
         self.hidden = check_positive_int("hidden", hidden)
@@ -188,6 +191,7 @@ class RewardModel:
         self.device = resolve_device(device)
         self.seed = seed
         self.one_hot = {"obs": n_obs, "actions": n_actions}
+        self.use_actions = bool(use_actions)
         self.network: Any = None
         self.optimiser: Any = None
         self.feature_mean: np.ndarray | None = None
@@ -214,7 +218,7 @@ class RewardModel:
     def features(self, obs: np.ndarray, actions: np.ndarray | None, lead: int = 1) -> np.ndarray:
         """Unnormalised step features, shape ``obs.shape[:lead] + (f,)``."""
         parts = [self._encode("obs", np.asarray(obs), lead)]
-        if actions is not None:
+        if actions is not None and self.use_actions:
             parts.append(self._encode("actions", np.asarray(actions), lead))
         return np.concatenate(parts, axis=-1)
 
@@ -447,6 +451,7 @@ class RewardModel:
                 "weight_decay": self.weight_decay,
                 "batch_size": self.batch_size,
                 "seed": self.seed,
+                "use_actions": self.use_actions,
             },
             "one_hot": dict(self.one_hot),
             "feature_mean": self.feature_mean,

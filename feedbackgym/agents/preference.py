@@ -101,7 +101,10 @@ class PreferenceLearner:
     :param schedule: "hyperbolic" or "constant".
     :param initial_fraction: share of the labels asked in the first round, in [0, 1].
     :param update_every: timesteps between reward-model rounds (None: the algorithm's default).
-    :param reward_epochs: passes over all labels per round.
+    :param reward_epochs: passes over all labels per round (the members keep training
+        from round to round, so a few suffice).
+    :param initial_epochs: passes over the first round's labels, which start the members
+        (imitation's ``initial_epoch_multiplier`` in absolute terms).
     :param reward_model: keyword arguments of ``RewardModel`` (members, hidden, lr, ...).
     :param pool_steps: recent steps per env that queries are drawn from (None: default).
     :param algo_kwargs: keyword arguments of the SB3 algorithm (its hyperparameters).
@@ -131,7 +134,8 @@ class PreferenceLearner:
         schedule: str = "hyperbolic",
         initial_fraction: float = 0.25,
         update_every: int | None = None,
-        reward_epochs: int = 20,
+        reward_epochs: int = 5,
+        initial_epochs: int = 50,
         reward_model: dict[str, Any] | None = None,
         pool_steps: int | None = None,
         algo_kwargs: dict[str, Any] | None = None,
@@ -152,6 +156,7 @@ class PreferenceLearner:
             raise ConfigError(f"ranking_size must be >= 2, got {ranking_size}")
         self.initial_fraction = check_range("initial_fraction", initial_fraction, 0.0, 1.0)
         self.reward_epochs = check_positive_int("reward_epochs", reward_epochs)
+        self.initial_epochs = check_positive_int("initial_epochs", initial_epochs)
         if self.uses_feedback:
             self.labels = check_positive_int("labels", labels)
             self.verb = teacher_verb(teacher, name)
@@ -262,7 +267,8 @@ class PreferenceLearner:
             )
             self._ask(groups)
         if len(self.comparisons):
-            metrics.update(self.reward_model.fit(self.comparisons, epochs=self.reward_epochs))
+            epochs = self.reward_epochs if self.reward_model.fitted else self.initial_epochs
+            metrics.update(self.reward_model.fit(self.comparisons, epochs=epochs))
             self.reward_model.calibrate(*self.pool.steps())
             self._after_round()
         metrics["labels_used"] = self.labels_used

@@ -10,20 +10,29 @@ import torch
 
 class EnsembleMLP(torch.nn.Module):
     """``members`` independent MLPs ``width -> hidden x layers -> 1``, evaluated together as
-    batched matrix products (``baddbmm``); hidden layers are leaky-ReLU, the output ``tanh``.
+    batched matrix products (``baddbmm``); hidden layers are leaky-ReLU, the output ``tanh``
+    (``bounded``) or linear.
 
     :param width: input features.
     :param hidden: width of each hidden layer.
     :param layers: number of hidden layers.
     :param members: number of MLPs.
     :param generator: torch generator of the initial weights (torch.nn.Linear's init range).
+    :param bounded: a ``tanh`` output in [-1, 1] (PEBBLE) or a linear one (imitation).
     """
 
     def __init__(
-        self, width: int, hidden: int, layers: int, members: int, generator: Any = None
+        self,
+        width: int,
+        hidden: int,
+        layers: int,
+        members: int,
+        generator: Any = None,
+        bounded: bool = False,
     ) -> None:
         super().__init__()
         self.members = members
+        self.bounded = bounded
         sizes = [width] + [hidden] * layers + [1]
         self.weights = torch.nn.ParameterList()
         self.biases = torch.nn.ParameterList()
@@ -41,5 +50,8 @@ class EnsembleMLP(torch.nn.Module):
         last = len(self.weights) - 1
         for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             x = torch.baddbmm(b, x, w)
-            x = torch.tanh(x) if k == last else torch.nn.functional.leaky_relu(x)
+            if k < last:
+                x = torch.nn.functional.leaky_relu(x)
+            elif self.bounded:
+                x = torch.tanh(x)
         return x.squeeze(-1)

@@ -143,9 +143,12 @@ class RewardModel:
     The members differ by initialisation and by the order they see the data in, as in PEBBLE
     (Lee, Smith & Abbeel 2021); their spread is what active queries use. All members train at
     once as batched matrix products. Inputs are standardised with the mean and standard
-    deviation of all the features the model was last fitted on; the output of each member is
-    ``tanh``-bounded as in PEBBLE. :meth:`reward` is the members' mean, optionally scaled by
-    :meth:`calibrate` to zero mean and unit variance on a sample of experience.
+    deviation of all the features the model was last fitted on. Each member's output is linear,
+    as in imitation's reward nets (deviation from PEBBLE, whose ``tanh`` output, kept as
+    ``bounded=True``, flattened the learned reward around the best states in our tasks and
+    cost pref-PPO most of its success on PointGoal). :meth:`reward` is the members' mean,
+    optionally scaled by :meth:`calibrate` to zero mean and unit variance on a sample of
+    experience.
 
     Features: continuous observations and actions are flattened; integer arrays of shape
     ``(n, L)`` (discrete states or actions) are one-hot encoded with sizes read from the
@@ -162,6 +165,8 @@ class RewardModel:
     :param seed: seed of the members' initialisation and data order.
     :param n_obs: one-hot size of discrete observations (None: read from data).
     :param n_actions: one-hot size of discrete actions (None: read from data).
+    :param bounded: each member's step reward ``tanh``-bounded to [-1, 1] (PEBBLE), or
+        linear (the default, as imitation's reward nets).
     :param use_actions: a reward of observation and action (Christiano et al.; PEBBLE), or of
         the observation alone (False: the reward cannot favour actions for their own sake).
     """
@@ -179,6 +184,7 @@ class RewardModel:
         n_obs: int | None = None,
         n_actions: int | None = None,
         use_actions: bool = True,
+        bounded: bool = False,
     ) -> None:
         self.members = check_positive_int("members", members)
         self.hidden = check_positive_int("hidden", hidden)
@@ -192,6 +198,7 @@ class RewardModel:
         self.seed = seed
         self.one_hot = {"obs": n_obs, "actions": n_actions}
         self.use_actions = bool(use_actions)
+        self.bounded = bool(bounded)
         self.network: Any = None
         self.optimiser: Any = None
         self.feature_mean: np.ndarray | None = None
@@ -229,7 +236,9 @@ class RewardModel:
         generator = torch.Generator().manual_seed(int(self._order_rng.integers(2**31)))
         from feedbackgym.feedback._networks import EnsembleMLP
 
-        self.network = EnsembleMLP(width, self.hidden, self.layers, self.members, generator)
+        self.network = EnsembleMLP(
+            width, self.hidden, self.layers, self.members, generator, self.bounded
+        )
         self.network.to(self.device)
         self.optimiser = torch.optim.Adam(
             self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay
@@ -392,7 +401,10 @@ class RewardModel:
         last = len(self._numpy_weights) - 1
         for k, (w, b) in enumerate(self._numpy_weights):
             x = np.matmul(x, w) + b  # (n, f) @ (members, f, h) -> (members, n, h)
-            x = np.tanh(x) if k == last else np.where(x > 0, x, 0.01 * x)
+            if k < last:
+                x = np.where(x > 0, x, 0.01 * x)
+            elif self.bounded:
+                x = np.tanh(x)
         return x[..., 0].astype(np.float32, copy=False)
 
     def reward(
@@ -452,6 +464,7 @@ class RewardModel:
                 "batch_size": self.batch_size,
                 "seed": self.seed,
                 "use_actions": self.use_actions,
+                "bounded": self.bounded,
             },
             "one_hot": dict(self.one_hot),
             "feature_mean": self.feature_mean,

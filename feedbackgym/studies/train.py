@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -569,7 +568,3 @@ def _write_tensorboard(out: Path, curve: list[dict[str, Any]]) -> None:
         )
         writer.add_scalar("curve/true_return", row["true_return_mean"], row["timesteps"])
     writer.close()
-
-
-def environ_threads() -> None:  # pragma: no cover - kept for symmetry with regret studies
-    os.environ.setdefault("OMP_NUM_THREADS", "1")

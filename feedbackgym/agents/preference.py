@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 from pathlib import Path
 from typing import Any, ClassVar
@@ -170,9 +171,9 @@ class PreferenceLearner:
         self.check_env(env)
         self.teacher = teacher
         self.rng = np.random.default_rng(self.seed)
-        self.reward_model = RewardModel(
-            **{"seed": self.seed, **(reward_model or {})}, device=device
-        )
+        # Rounds run while the envs and the policy wait: the fit may take every core.
+        defaults = {"seed": self.seed, "threads": os.cpu_count() or 1}
+        self.reward_model = RewardModel(**{**defaults, **(reward_model or {})}, device=device)
         self.update_every = check_positive_int(
             "update_every", update_every or self.default_update_every(env)
         )

@@ -37,16 +37,18 @@ SMALL_STEP_BATCH = 256
 
 
 @contextmanager
-def one_cpu_thread(device: str, rows: int) -> Iterator[None]:
-    """Run small CPU batches on one thread: there a thread pool costs more than it saves, and
-    its spinning threads slow down badly on a busy machine. Large batches keep torch's pool."""
+def cpu_threads(device: str, rows: int, threads: int | None = None) -> Iterator[None]:
+    """Run a CPU pass on ``threads`` threads when given; else small batches on one thread
+    (there a thread pool costs more than it saves, and its spinning threads slow down badly on
+    a busy machine) and large ones on torch's pool."""
     import torch
 
-    if device != "cpu" or rows >= SMALL_BATCH:
+    wanted = threads if threads else (1 if rows < SMALL_BATCH else None)
+    if device != "cpu" or wanted is None:
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(wanted)
     try:
         yield
     finally:
@@ -167,6 +169,11 @@ class RewardModel:
     :param n_actions: one-hot size of discrete actions (None: read from data).
     :param bounded: each member's step reward ``tanh``-bounded to [-1, 1] (PEBBLE), or
         linear (the default, as imitation's reward nets).
+    :param mistake_rate: the share of pairwise answers assumed flipped, in [0, 0.5): the
+        likelihood becomes ``eps + (1 - 2 eps) sigmoid(R_a - R_b)`` (B-Pref's mistake
+        teacher's own model), so a few wrong answers cannot push the returns apart without
+        bound. 0 is plain Bradley-Terry.
+    :param threads: CPU threads while fitting (None: one for small data sets, else torch's).
     :param use_actions: a reward of observation and action (Christiano et al.; PEBBLE), or of
         the observation alone (False: the reward cannot favour actions for their own sake).
     """
@@ -185,6 +192,8 @@ class RewardModel:
         n_actions: int | None = None,
         use_actions: bool = True,
         bounded: bool = False,
+        threads: int | None = None,
+        mistake_rate: float = 0.0,
     ) -> None:
         self.members = check_positive_int("members", members)
         self.hidden = check_positive_int("hidden", hidden)
@@ -199,6 +208,8 @@ class RewardModel:
         self.one_hot = {"obs": n_obs, "actions": n_actions}
         self.use_actions = bool(use_actions)
         self.bounded = bool(bounded)
+        self.threads = None if threads is None else check_positive_int("threads", threads)
+        self.mistake_rate = check_range("mistake_rate", mistake_rate, 0.0, 0.5, high_open=True)
         self.network: Any = None
         self.optimiser: Any = None
         self.feature_mean: np.ndarray | None = None
@@ -293,7 +304,7 @@ class RewardModel:
         self._numpy_weights = None
         losses = {}
         rows = sum(x.size // x.shape[-1] for x in (pair_x, rank_x) if x is not None)
-        with one_cpu_thread(self.device, rows):
+        with cpu_threads(self.device, rows, self.threads):
             xp = None if pair_x is None else self._scaled(pair_x)
             yp = (
                 None
@@ -358,10 +369,16 @@ class RewardModel:
         returns = self._returns(x)  # x: (M, b, 2, L, f)
         logits = returns[..., 0] - returns[..., 1]
         target = y.expand_as(logits) if y.dim() == 1 else y
-        return (
-            torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
-            / logits.shape[1]
-        )
+        if not self.mistake_rate:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, target, reduction="sum"
+            )
+            return loss / logits.shape[1]
+        # P(a > b) = eps + (1 - 2 eps) sigmoid(R_a - R_b): the teacher flips a fraction eps.
+        eps = self.mistake_rate
+        p = eps + (1 - 2 * eps) * torch.sigmoid(logits)
+        loss = -(target * torch.log(p) + (1 - target) * torch.log(1 - p)).sum()
+        return loss / logits.shape[1]
 
     def _rank_loss(self, x: Any, orders: Any) -> Any:
         import torch
@@ -383,7 +400,7 @@ class RewardModel:
             return self._numpy_forward(feats)
         out = np.empty((self.members, feats.shape[0]), dtype=np.float32)
         chunk = 1 << 16
-        with torch.no_grad(), one_cpu_thread(self.device, feats.shape[0]):
+        with torch.no_grad(), cpu_threads(self.device, feats.shape[0]):
             for start in range(0, feats.shape[0], chunk):
                 x = self._scaled(feats[start : start + chunk])
                 out[:, start : start + chunk] = self.network(x).cpu().numpy()
@@ -465,6 +482,8 @@ class RewardModel:
                 "seed": self.seed,
                 "use_actions": self.use_actions,
                 "bounded": self.bounded,
+                "threads": self.threads,
+                "mistake_rate": self.mistake_rate,
             },
             "one_hot": dict(self.one_hot),
             "feature_mean": self.feature_mean,

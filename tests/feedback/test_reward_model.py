@@ -224,3 +224,19 @@ def test_bad_input_is_a_one_line_config_error(call, message):
 def test_cuda_without_a_gpu_says_what_to_use():
     with pytest.raises(ConfigError, match="torch sees no CUDA GPU; use auto or cpu"):
         RewardModel(device="cuda")
+
+
+def test_a_mistake_aware_likelihood_recovers_the_ordering_from_noisy_answers():
+    from feedbackgym.feedback import MistakeTeacher
+
+    rng = np.random.default_rng(7)
+    a, b = segments(400, rng), segments(400, rng)
+    labels = MistakeTeacher(mistake=0.2, rng=7).prefer(a, b)
+    data = Comparisons()
+    data.add_pairs(a, b, labels)
+    aware = small_model(mistake_rate=0.2)
+    aware.fit(data, epochs=40)
+    test_a, test_b, test_labels = labelled_pairs(500, seed=8)
+    assert aware.accuracy(test_a, test_b, test_labels) > 0.75  # one answer in five flipped
+    with pytest.raises(ConfigError, match=r"mistake_rate must be in \[0, 0.5\), got 0.5"):
+        small_model(mistake_rate=0.5)

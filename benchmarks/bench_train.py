@@ -5,11 +5,12 @@ runs ``feedbackgym train --config`` makes), for seeds 0-2, and writes its own se
 benchmarks/RESULTS.md:
 
 - ``imitation``: pref-PPO with 200 oracle labels vs imitation 1.0.1's preference comparisons
-  with 400 (its own venv, ``benchmarks/peer_imitation_pendulum.py``) on Pendulum-v1, PPO, 8
-  envs, 200k timesteps; true return and wall time, both measured in this run.
+  with 400 (its own venv, ``benchmarks/peer_imitation_pendulum.py``, with its CLI's and its
+  tutorial's Pendulum settings) on Pendulum-v1, PPO, 8 envs, 200k timesteps; true return and
+  wall time, both measured in this run.
 - ``ppo``: pref-PPO vs PPO on the true reward (wall-time ratio, normalised return between a
   uniform-random policy and PPO), and pref-PPO with noisy teachers (``stochastic`` beta = 1,
-  ``mistake`` 0.1).
+  ``mistake`` 0.1) with 300 and with 200 labels.
 - ``sac``: pref-SAC (PEBBLE) vs SAC on Pendulum-v1, 20k timesteps, 100 labels.
 - ``halfcheetah``: pref-SAC vs SAC learning curves on HalfCheetah-v5, 100k timesteps (one
   seed; slow on a CPU), plot in benchmarks/halfcheetah.png.
@@ -88,62 +89,56 @@ def mean_sd(values: list[float]) -> str:
     return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
 
 
-def imitation_run(seed: int, labels: int) -> dict[str, Any]:
+def imitation_run(seed: int, labels: int, preset: str) -> dict[str, Any]:
     python = peer_python("imitation")
-    result = subprocess.run(
-        [
-            str(python),
-            str(HERE / "peer_imitation_pendulum.py"),
-            "--seed",
-            str(seed),
-            "--labels",
-            str(labels),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [str(python), str(HERE / "peer_imitation_pendulum.py"), "--seed", str(seed)]
+    command += ["--labels", str(labels), "--preset", preset]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"imitation failed:\n{result.stderr[-3000:]}")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     print(
-        f"  imitation seed {seed}: return {summary['true_return_mean']:.1f}, "
+        f"  imitation ({preset}) seed {seed}: return {summary['true_return_mean']:.1f}, "
         f"{summary['wall_seconds']:.1f} s",
         flush=True,
     )
     return summary
 
 
+#: imitation's own CLI settings for Pendulum, and its docs tutorial's (tuned for Pendulum).
+PRESETS = ("config", "tutorial")
+
+
 def part_imitation(out: Path, seeds: list[int], device: str) -> None:
-    ours, theirs = [], []
+    ours: list[dict[str, Any]] = []
+    theirs: dict[str, list[dict[str, Any]]] = {preset: [] for preset in PRESETS}
     for seed in seeds:  # interleaved, so machine load falls on both alike
-        theirs.append(imitation_run(seed, 400))
+        for preset in PRESETS:
+            theirs[preset].append(imitation_run(seed, 400, preset))
         ours.append(run("pendulum-pref-ppo", out, seed=seed, labels=200, device=device))
     our_ret = [s["true_return_mean"] for s in ours]
-    their_ret = [s["true_return_mean"] for s in theirs]
     our_wall = [s["wall_seconds"] for s in ours]
-    their_wall = [s["wall_seconds"] for s in theirs]
-    ratio = np.mean(our_wall) / np.mean(their_wall)
-    better = np.mean(our_ret) > np.mean(their_ret)
     lines = [
         "## Preference learning vs imitation on Pendulum-v1 (`bench_train.py --parts imitation`)",
         "",
-        "Both: PPO, 8 envs, 200k timesteps, oracle (synthetic) labels about 100-step (imitation) "
-        "or 50-step (ours) segments; true return of the deterministic policy over 20 evaluation "
+        "Both: PPO, 8 envs, 200k timesteps (imitation rounds its agent training up to whole "
+        "rollouts: 245,760 steps), oracle (synthetic) labels about 100-step (imitation) or "
+        "50-step (ours) segments; true return of the deterministic policy over 20 evaluation "
         f"episodes; seeds {', '.join(map(str, seeds))}, run alternately in this one process "
-        "tree. imitation 1.0.1 with its own CLI's Pendulum settings "
-        "(`benchmarks/peer_imitation_pendulum.py`); ours `configs/pendulum-pref-ppo.yaml`. "
-        "Wall time: training only, one torch thread each. Device: "
-        f"{ours[0]['device']}.",
+        "tree. imitation 1.0.1 with its own CLI's Pendulum settings (`config`) and with its "
+        "docs tutorial's Pendulum settings (`tutorial`), `benchmarks/peer_imitation_pendulum.py`; "
+        "ours `configs/pendulum-pref-ppo.yaml`. Wall time: training only, one torch thread for "
+        f"the policy on both sides. Device: {ours[0]['device']}.",
         "",
         "| learner | labels | seed | true return | wall s |",
         "|---|---:|---:|---:|---:|",
     ]
-    for seed, s in zip(seeds, theirs, strict=True):
-        lines.append(
-            f"| imitation 1.0.1 | {s['labels_used']} | {seed} | {s['true_return_mean']:.1f} "
-            f"| {s['wall_seconds']:.1f} |"
-        )
+    for preset in PRESETS:
+        for seed, s in zip(seeds, theirs[preset], strict=True):
+            lines.append(
+                f"| imitation 1.0.1 ({preset}) | {s['labels_used']} | {seed} | "
+                f"{s['true_return_mean']:.1f} | {s['wall_seconds']:.1f} |"
+            )
     for seed, s in zip(seeds, ours, strict=True):
         lines.append(
             f"| feedbackgym pref-ppo | {s['labels_used']} | {seed} | "
@@ -151,12 +146,30 @@ def part_imitation(out: Path, seeds: list[int], device: str) -> None:
         )
     lines += [
         "",
-        f"Mean true return: ours {mean_sd(our_ret)} with 200 labels, imitation "
-        f"{mean_sd(their_ret)} with 400 ({'higher' if better else 'NOT higher'}). "
-        f"Mean wall time: ours {np.mean(our_wall):.1f} s, imitation {np.mean(their_wall):.1f} s "
-        f"(ratio {ratio:.2f}; target <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'}).",
+        f"Ours: mean true return {mean_sd(our_ret)} with 200 labels, wall "
+        f"{np.mean(our_wall):.1f} s.",
     ]
+    for preset in PRESETS:
+        ret = [s["true_return_mean"] for s in theirs[preset]]
+        wall = [s["wall_seconds"] for s in theirs[preset]]
+        ratio = np.mean(our_wall) / np.mean(wall)
+        better = np.mean(our_ret) > np.mean(ret)
+        lines.append(
+            f"- vs imitation `{preset}`: its mean return {mean_sd(ret)} with 400 labels "
+            f"(ours {'higher' if better else 'NOT higher'}); its wall {np.mean(wall):.1f} s, "
+            f"ours / its = {ratio:.2f} (target <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'})."
+        )
     update_section("bench_train_imitation", "\n".join(lines))
+
+
+#: Noisy teachers: (row, teacher, its kwargs, labels, target share of PPO's normalised return).
+NOISY_TARGETS = [
+    ("pref-ppo, stochastic (beta = 1), 300 labels", "stochastic", {"beta": 1.0}, 300, 0.8),
+    ("pref-ppo, mistake (0.1), 300 labels", "mistake", {"mistake": 0.1}, 300, 0.8),
+    ("pref-ppo, stochastic (beta = 1), 200 labels", "stochastic", {"beta": 1.0}, 200, None),
+    ("pref-ppo, mistake (0.1), 200 labels", "mistake", {"mistake": 0.1}, 200, None),
+]
+NOISY = [row[:4] for row in NOISY_TARGETS]
 
 
 def part_ppo(out: Path, seeds: list[int], device: str) -> None:
@@ -166,43 +179,32 @@ def part_ppo(out: Path, seeds: list[int], device: str) -> None:
         rows.setdefault("ppo (true reward)", []).append(
             run("pendulum-ppo", out, seed=seed, device=device)
         )
-        rows.setdefault("pref-ppo, oracle", []).append(
+        rows.setdefault("pref-ppo, oracle, 200 labels", []).append(
             run("pendulum-pref-ppo", out, seed=seed, device=device)
         )
-        rows.setdefault("pref-ppo, stochastic (beta = 1)", []).append(
-            run(
-                "pendulum-pref-ppo",
-                out,
-                seed=seed,
-                teacher="stochastic",
-                teacher_kwargs={"beta": 1.0},
-                device=device,
+        for name, teacher, kwargs, labels in NOISY:
+            rows.setdefault(name, []).append(
+                run(
+                    "pendulum-pref-ppo",
+                    out,
+                    seed=seed,
+                    teacher=teacher,
+                    teacher_kwargs=kwargs,
+                    labels=labels,
+                    device=device,
+                )
             )
-        )
-        rows.setdefault("pref-ppo, mistake (0.1)", []).append(
-            run(
-                "pendulum-pref-ppo",
-                out,
-                seed=seed,
-                teacher="mistake",
-                teacher_kwargs={"mistake": 0.1},
-                device=device,
-            )
-        )
     ppo = rows["ppo (true reward)"]
     ppo_return = np.mean([s["true_return_mean"] for s in ppo])
     ppo_wall = np.mean([s["wall_seconds"] for s in ppo])
     random = float(np.mean(randoms))
-    targets = {
-        "ppo (true reward)": None,
-        "pref-ppo, oracle": 0.9,
-        "pref-ppo, stochastic (beta = 1)": 0.8,
-        "pref-ppo, mistake (0.1)": 0.8,
-    }
+    targets = {"ppo (true reward)": None, "pref-ppo, oracle, 200 labels": 0.9}
+    targets.update({name: target for name, _, _, _, target in NOISY_TARGETS})
     lines = [
         "## pref-PPO vs PPO on the true reward, Pendulum-v1 (`bench_train.py --parts ppo`)",
         "",
-        "`configs/pendulum-ppo.yaml` and `configs/pendulum-pref-ppo.yaml` (200 labels), 200k "
+        "`configs/pendulum-ppo.yaml` and `configs/pendulum-pref-ppo.yaml` (200 labels; the "
+        "noisy teachers with 300 for their targets, and with 200 for reference), 200k "
         f"timesteps, 8 envs, seeds {', '.join(map(str, seeds))}. Normalised return = (return - "
         f"uniform-random policy's) / (PPO's - random's); random policy: {random:.1f}. Wall "
         "time excludes evaluation. Device: " + ppo[0]["device"] + ".",
@@ -228,7 +230,7 @@ def part_ppo(out: Path, seeds: list[int], device: str) -> None:
             f"{wall / ppo_wall:.2f} | {np.mean(corr) if corr else float('nan'):.2f} | "
             f"{np.mean(acc) if acc else float('nan'):.2f} |"
         )
-    oracle_wall = np.mean([s["wall_seconds"] for s in rows["pref-ppo, oracle"]])
+    oracle_wall = np.mean([s["wall_seconds"] for s in rows["pref-ppo, oracle, 200 labels"]])
     lines += [
         "",
         f"pref-PPO's wall time is {oracle_wall / ppo_wall:.2f}x PPO's (target <= 1.3x: "

@@ -35,6 +35,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_dueling.py
 	$(PY) benchmarks/bench_feedback.py
 	$(PY) benchmarks/bench_learned.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

@@ -312,8 +312,8 @@ def part_pointgoal(out: Path, seeds: list[int], device: str) -> None:
     lines = [
         "## pref-PPO on PointGoal-v0 (`bench_train.py --parts pointgoal`)",
         "",
-        "`configs/pointgoal-pref-ppo.yaml`: 3 candidate targets, the true one hidden; 200k "
-        "timesteps, 400 oracle labels about 25-step segments; success = within 0.1 of the true "
+        "`configs/pointgoal-pref-ppo.yaml`: 3 candidate targets, the true one hidden; 300k "
+        "timesteps, 500 oracle labels about 25-step segments; success = within 0.1 of the true "
         "goal at the episode's last step, over 20 evaluation episodes. Device: "
         f"{runs[0]['device']}.",
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -218,6 +219,24 @@ def from_config(config: dict[str, Any], rng: Any = None, **overrides: Any) -> Fe
     if rng is not None or "rng" not in params:
         params["rng"] = rng
     return FEEDBACK_MODELS.make(config["name"], **params)
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The YAML document in ``path``; an unreadable file or bad YAML is a one-line ConfigError
+    naming ``what`` the file is (e.g. "config", "templates file") and, for YAML, the line."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {reason}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML{where}") from None
 
 
 def check_choice(name: str, value: Any, valid: tuple[str, ...] | list[str]) -> str:

@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from feedbackgym.errors import ConfigError, check_range
-from feedbackgym.feedback.base import FeedbackModel, check_choice, register_feedback_model
+from feedbackgym.feedback.base import (
+    FeedbackModel,
+    check_choice,
+    read_yaml,
+    register_feedback_model,
+)
 
 #: Feedback kinds of LLF-Bench (Cheng et al. 2023): reward, hindsight positive/negative,
 #: future positive/negative.
@@ -79,17 +83,7 @@ def load_templates(source: str | Path | dict[str, Any] | None = None) -> dict[st
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or type(err).__name__
-        raise ConfigError(f"templates file {str(path)!r} cannot be read: {reason}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"templates file {str(path)!r} is not valid YAML{where}") from None
+    data = read_yaml(path, "templates file")
     if not isinstance(data, dict):
         raise ConfigError(f"templates file {str(path)!r} must map meanings to lists of sentences")
     return data

@@ -99,18 +99,9 @@ class TrainConfig:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping of train options; unreadable files are a one-line ConfigError."""
-    import yaml
+    from feedbackgym.feedback.base import read_yaml
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"config {str(path)!r} cannot be read: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config {str(path)!r} is not valid YAML{where}") from None
+    data = read_yaml(path, "config")
     if data is None:
         return {}
     if not isinstance(data, dict):

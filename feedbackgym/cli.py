@@ -83,12 +83,19 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--env", help="Gymnasium id, e.g. Pendulum-v1 or my_module:MyEnv-v0")
     train.add_argument("--env-kwargs", help="JSON object of env arguments")
-    train.add_argument("--algo", help="pref-ppo, pref-sac, ppo or sac")
-    train.add_argument("--teacher", help="feedback model name (default: oracle)")
+    train.add_argument(
+        "--algo", help="pref-ppo, pref-sac, ppo, sac, lang-goal or pref-goal (PointGoal)"
+    )
+    train.add_argument(
+        "--teacher", help="feedback model name (default: oracle; language for lang-goal)"
+    )
     train.add_argument("--teacher-kwargs", help="JSON object of teacher arguments")
-    train.add_argument("--labels", type=int, help="queries to ask over the run")
+    train.add_argument(
+        "--labels", type=int, help="most answers to ask for over the run (corrections too)"
+    )
     train.add_argument("--query", help="uniform, disagreement or entropy")
     train.add_argument("--segment-length", type=int, help="steps per segment shown")
+    train.add_argument("--encoder", help="sentence encoder of lang-goal: builtin or minilm")
     train.add_argument("--timesteps", type=int, help="environment steps in all")
     train.add_argument("--n-envs", type=int, help="parallel envs")
     train.add_argument("--seed", type=int, help="seed of everything in the run")
@@ -163,6 +170,7 @@ TRAIN_FLAGS = (
     "labels",
     "query",
     "segment_length",
+    "encoder",
     "timesteps",
     "n_envs",
     "seed",

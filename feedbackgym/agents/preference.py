@@ -118,6 +118,10 @@ class PreferenceLearner:
     sb3_class: ClassVar[type[BaseAlgorithm]] = PPO
     #: False for the true-reward baselines (no teacher, no reward model).
     uses_feedback: ClassVar[bool] = True
+    #: The learner asks about segments (``query``, ``segment_length`` apply).
+    uses_segments: ClassVar[bool] = True
+    #: The teacher a run uses when none is named.
+    default_teacher: ClassVar[str] = "oracle"
     #: Rounds run at the end of SB3's rollouts (for SAC with ``train_freq=1``: after every
     #: step), once SB3 has stored the rollout's steps; else right after a step, before SB3
     #: stores it.
@@ -197,6 +201,11 @@ class PreferenceLearner:
         )
 
     # ----- hooks for subclasses -----------------------------------------------------------
+    @classmethod
+    def check_teacher(cls, teacher: Any, algo: str) -> None:
+        """A one-line ConfigError when ``teacher`` cannot answer this learner's queries."""
+        teacher_verb(teacher, algo)
+
     @classmethod
     def check_env(cls, env: VecEnv) -> None:
         """Raise ConfigError when the algorithm cannot act in ``env``."""
@@ -608,3 +617,7 @@ class TrueSAC(PrefSAC):
     """
 
     uses_feedback = False
+
+
+# The goal learners for PointGoal (lang-goal, pref-goal) join the same --algo registry.
+from feedbackgym.agents import corrections  # noqa: E402, F401

@@ -163,6 +163,7 @@ class LanguageTeacher(FeedbackModel):
         self._offset = np.zeros(shape, dtype=np.int64)
         self._count_of = np.zeros(shape, dtype=np.int64)
         flat: list[str] = []
+        rows: list[tuple[int, int, int, int, bool]] = []
         for m, meaning in enumerate(MEANINGS):
             for k, (negative, positive) in enumerate(self.axis_names):
                 for sign in (0, 1):
@@ -179,11 +180,27 @@ class LanguageTeacher(FeedbackModel):
                                         axis=f"{negative}-{positive}",
                                     )
                                 )
+                                rows.append((m, k, sign, size, "{amount}" in template))
                                 if "{amount}" not in template:
                                     break
                         self._offset[m, k, sign, size] = start
                         self._count_of[m, k, sign, size] = len(flat) - start
         self._flat = np.array(flat, dtype=object)
+        meta = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        #: Every sentence this teacher can say, with what it means: ``sentence``, ``meaning``
+        #: (a name of MEANINGS), ``axis`` (index into ``axis_names``), ``sign`` (1: the gap
+        #: ``agent - expert`` on that axis is positive, i.e. the learner went too far the
+        #: positive way; for ``hp_axis`` the axis is the one that was right), ``amount``
+        #: (0: small, 1: large) and ``says_amount`` (the sentence has amount words). Learners
+        #: fit their grounding on this table (``feedbackgym.agents.grounding``).
+        self.table = {
+            "sentence": self._flat,
+            "meaning": np.asarray(MEANINGS)[meta[:, 0]],
+            "axis": meta[:, 1],
+            "sign": meta[:, 2],
+            "amount": meta[:, 3],
+            "says_amount": meta[:, 4].astype(bool),
+        }
 
     def correct(
         self,

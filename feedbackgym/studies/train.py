@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import json
 import shutil
 import time
@@ -26,14 +27,17 @@ class TrainConfig:
     """Everything that defines a training run (the keys of its ``config.yaml``).
 
     :param env: a Gymnasium id (``module:ID`` imports ``module`` first).
-    :param algo: a registered learner: pref-ppo, pref-sac, ppo, sac.
+    :param algo: a registered learner: pref-ppo, pref-sac, ppo, sac, lang-goal, pref-goal.
     :param timesteps: environment steps in all (over every parallel env).
-    :param teacher: a registered pairwise or ranking feedback model (pref- algos only).
-    :param labels: queries to ask over the run (pref- algos only).
+    :param teacher: a registered feedback model the algo can learn from (None: the algo's
+        default, ``oracle`` or, for lang-goal, ``language``).
+    :param labels: the most answers to ask for over the run, corrections included (learners
+        from feedback only).
     :param env_kwargs: keyword arguments of ``gymnasium.make``.
     :param teacher_kwargs: keyword arguments of the teacher.
-    :param query: uniform, disagreement or entropy.
-    :param segment_length: steps per segment shown to the teacher.
+    :param query: uniform, disagreement or entropy (learners from segments only).
+    :param segment_length: steps per segment shown to the teacher (learners from segments only).
+    :param encoder: sentence encoder of learners from corrections (builtin, minilm).
     :param n_envs: parallel envs.
     :param seed: seed of everything in the run.
     :param device: auto, cpu or cuda.
@@ -56,6 +60,7 @@ class TrainConfig:
     teacher_kwargs: dict[str, Any] = field(default_factory=dict)
     query: str = "disagreement"
     segment_length: int = 50
+    encoder: str | None = None
     n_envs: int = 8
     seed: int = 0
     device: str = "auto"
@@ -159,7 +164,7 @@ def make_env(config: TrainConfig, n_envs: int, seed: int) -> Any:
 
 def make_teacher(config: TrainConfig) -> Any:
     """The run's teacher (None for the true-reward baselines), checked against the algo."""
-    from feedbackgym.agents.preference import LEARNERS, teacher_verb
+    from feedbackgym.agents.preference import LEARNERS
     from feedbackgym.feedback import FEEDBACK_MODELS, Budget, make_feedback_model
 
     learner = LEARNERS.get(config.algo)
@@ -176,10 +181,23 @@ def make_teacher(config: TrainConfig) -> Any:
             f"algo {config.algo!r} learns from a teacher's answers: labels must be a positive "
             f"integer, got {config.labels}"
         )
-    name = config.teacher or "oracle"
+    defaults = TrainConfig()
+    if not learner.uses_segments and (
+        config.query != defaults.query or config.segment_length != defaults.segment_length
+    ):
+        raise ConfigError(
+            f"algo {config.algo!r} asks about whole attempts: query and segment_length do not "
+            f"apply (got query={config.query!r}, segment_length={config.segment_length})"
+        )
+    if config.encoder is not None and "encoder" not in inspect.signature(learner).parameters:
+        raise ConfigError(
+            f"algo {config.algo!r} reads no sentences: encoder applies to lang-goal only "
+            f"(got encoder={config.encoder!r})"
+        )
+    name = config.teacher or learner.default_teacher
     FEEDBACK_MODELS.get(name)  # unknown names fail here, with the valid ones
     teacher = make_feedback_model(name, rng=config.seed, **config.teacher_kwargs)
-    teacher_verb(teacher, config.algo)
+    learner.check_teacher(teacher, config.algo)
     if (
         isinstance(teacher, Budget)
         and teacher.on_exhausted == "raise"
@@ -200,18 +218,17 @@ def make_learner(config: TrainConfig, teacher: Any, tensorboard: str | None = No
     env = make_env(config, config.n_envs, config.seed)
     kwargs = dict(config.learner_kwargs)
     algo_kwargs = dict(config.algo_kwargs)
-    if cls.sb3_class.__name__ == "PPO" and "n_steps" not in algo_kwargs:
+    if getattr(cls.sb3_class, "__name__", "") == "PPO" and "n_steps" not in algo_kwargs:
         # SB3's 2048 steps per env and rollout would leave a short run a handful of rollouts
         # (and reward-model rounds): at most a tenth of the run per rollout, a power of two.
         per_env = config.timesteps // (10 * config.n_envs)
         algo_kwargs["n_steps"] = int(2 ** np.clip(np.floor(np.log2(max(per_env, 1))), 5, 11))
     if cls.uses_feedback:
-        kwargs.update(
-            teacher=teacher,
-            labels=config.labels,
-            query=config.query,
-            segment_length=config.segment_length,
-        )
+        kwargs.update(teacher=teacher, labels=config.labels)
+        if cls.uses_segments:
+            kwargs.update(query=config.query, segment_length=config.segment_length)
+        if config.encoder is not None:
+            kwargs["encoder"] = config.encoder
     try:
         return cls(
             env,
@@ -489,7 +506,7 @@ def _train_loop(
     summary = {
         "algo": config.algo,
         "env": config.env,
-        "teacher": None if teacher is None else config.teacher or "oracle",
+        "teacher": None if teacher is None else config.teacher or learner.default_teacher,
         "seed": config.seed,
         "device": learner.device,
         "timesteps": learner.num_timesteps,
@@ -504,6 +521,7 @@ def _train_loop(
     }
     if "success_rate" in final:
         summary["success_rate"] = final["success_rate"]
+    summary.update(getattr(learner, "summary_metrics", dict)())
     _write_plot(out, curve, config)
     _write_tensorboard(out, curve)
     io.write_json(out / "summary.json", _finite(summary))

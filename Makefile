@@ -36,6 +36,8 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_feedback.py
 	$(PY) benchmarks/bench_learned.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_corrections.py
+	$(PY) benchmarks/bench_language_bandit.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

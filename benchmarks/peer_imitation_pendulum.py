@@ -73,7 +73,10 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.utils import set_random_seed  # noqa: E402
 
 ENV_ID = "Pendulum-v1"
-EVAL_SEED_OFFSET = 10_000
+#: Evaluation episode i of training seed s resets with seed EVAL_SEED_OFFSET + 1000 s + i: the
+#: episodes feedbackgym's own evaluation uses (``feedbackgym.studies.train.Evaluator``), so both
+#: sides of the benchmark are scored on the same initial states.
+EVAL_SEED_OFFSET = 10**6
 
 PRESETS = {
     # imitation.scripts.train_preference_comparisons with pendulum (rl/reward ingredient defaults)
@@ -195,12 +198,12 @@ def train(args: argparse.Namespace, log_dir: str) -> tuple[PPO, int, float]:
     return agent, len(trainer.dataset), wall
 
 
-def evaluate(agent: PPO, episodes: int) -> np.ndarray:
+def evaluate(agent: PPO, episodes: int, seed: int) -> np.ndarray:
     """True (environment) returns of the deterministic policy, on seeds unseen in training."""
     env = gym.make(ENV_ID)
     returns = []
     for i in range(episodes):
-        obs, _ = env.reset(seed=EVAL_SEED_OFFSET + i)
+        obs, _ = env.reset(seed=EVAL_SEED_OFFSET + 1000 * seed + i)
         total, done = 0.0, False
         while not done:
             action, _ = agent.predict(obs, deterministic=True)
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="imitation-pendulum-") as log_dir:
         with contextlib.redirect_stdout(sys.stderr):
             agent, labels_used, wall = train(args, log_dir)
-            returns = evaluate(agent, args.eval_episodes)
+            returns = evaluate(agent, args.eval_episodes, args.seed)
     result = {
         "seed": args.seed,
         "true_return_mean": float(returns.mean()),

@@ -23,6 +23,7 @@ from feedbackgym.agents.dueling import (
     MergeRUCB,
     SelfSparring,
 )
+from feedbackgym.agents.language_bandit import LanguageThompsonSampling
 
 #: The learners from feedback (SB3, torch) load on first use: ``feedbackgym.agents.PrefPPO``.
 _LEARNERS = ("LEARNERS", "PreferenceLearner", "PrefPPO", "PrefSAC", "TruePPO", "TrueSAC")
@@ -50,6 +51,7 @@ __all__ = [
     "EXP3",
     "LinUCB",
     "LinearThompsonSampling",
+    "LanguageThompsonSampling",
     "DuelingAgent",
     "InterleavedFilter",
     "BeatTheMean",

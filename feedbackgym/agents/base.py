@@ -64,9 +64,11 @@ class BanditAgent:
     def update(self, actions: np.ndarray, rewards: np.ndarray, obs: Any = None) -> None:
         """Learn from the rewards the runs received; ``obs`` is what ``predict`` was given.
 
-        An agent whose feedback is richer than the reward (e.g. the full ranking a
-        multi-dueling env returns as its next observation) adds a ``next_obs`` parameter:
-        ``learn`` then passes the observation the step returned.
+        An agent whose feedback is richer than the reward adds parameters that ``learn`` then
+        fills (see :func:`update_extras`): ``next_obs``, the observation the step returned
+        (e.g. the full ranking of a multi-dueling env), and ``feedback``, the env's
+        ``info["feedback"]`` (e.g. the language bandit's sentences; None when the env gives
+        none).
         """
         raise NotImplementedError
 
@@ -107,14 +109,11 @@ class BanditAgent:
         obs, _ = env.reset(seed=seed)
         next_cp = 0
         report_every = max(1, total_steps // 200)
-        wants_next_obs = "next_obs" in inspect.signature(self.update).parameters
+        extras = update_extras(self.update)
         for t in range(1, total_steps + 1):
             actions = self.predict(obs)
             next_obs, rewards, _, _, info = env.step(actions)
-            if wants_next_obs:
-                self.update(actions, rewards, obs, next_obs=next_obs)
-            else:
-                self.update(actions, rewards, obs)
+            self.update(actions, rewards, obs, **extras(next_obs, info))
             obs = next_obs
             cumulative += info[regret_key]
             if next_cp < steps.size and steps[next_cp] == t:
@@ -132,10 +131,10 @@ class BanditAgent:
         name = cls.registry_name or cls.__name__
         kind = getattr(base, "feedback_type", "reward")
         space = getattr(env, "single_action_space", None)
-        if kind == "reward" and not isinstance(space, spaces.Discrete):
+        if gives(kind, "reward") and not isinstance(space, spaces.Discrete):
             raise ConfigError(f"agent {name!r} needs a Discrete action space (arms), got {space}")
-        if kind != cls.feedback_type:
-            fitting = [n for n in AGENTS.names() if AGENTS.get(n).feedback_type == kind]
+        if not gives(kind, cls.feedback_type):
+            fitting = [n for n in AGENTS.names() if gives(kind, AGENTS.get(n).feedback_type)]
             raise ConfigError(
                 f"agent {name!r} learns from {cls.feedback_type} feedback but the env gives "
                 f"{kind} feedback; agents for it: {', '.join(fitting) or 'none registered'}"
@@ -167,6 +166,39 @@ class BanditAgent:
         if "reward_family" in _init_params(cls):
             kwargs.setdefault("reward_family", getattr(env.unwrapped, "reward_family", None))
         return cls(int(env.single_action_space.n), **kwargs)
+
+
+#: Feedback an env gives besides its own ``feedback_type``: an env that corrects each pull in
+#: words still samples a reward for it, so agents that learn from rewards act there too (and
+#: ignore the words). Agents are matched on :func:`gives`.
+ALSO_GIVES: dict[str, tuple[str, ...]] = {"correction": ("reward",)}
+
+
+def gives(env_feedback: str, agent_feedback: str) -> bool:
+    """Whether an env whose ``feedback_type`` is ``env_feedback`` serves an agent learning from
+    ``agent_feedback``: the same kind, or one the env gives besides (:data:`ALSO_GIVES`)."""
+    return agent_feedback == env_feedback or agent_feedback in ALSO_GIVES.get(env_feedback, ())
+
+
+def update_extras(update: Callable[..., Any]) -> Callable[[Any, dict[str, Any]], dict[str, Any]]:
+    """What an interaction loop passes to ``update`` beyond ``(actions, rewards, obs)``.
+
+    Returns ``extras(next_obs, info) -> kwargs``: ``next_obs`` when ``update`` takes a
+    ``next_obs`` parameter, ``feedback=info.get("feedback")`` when it takes ``feedback``. Only
+    the env's feedback leaves ``info``: the rest of it is hidden truth (regret, means).
+    """
+    params = inspect.signature(update).parameters
+    wants_next_obs, wants_feedback = "next_obs" in params, "feedback" in params
+
+    def extras(next_obs: Any, info: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if wants_next_obs:
+            out["next_obs"] = next_obs
+        if wants_feedback:
+            out["feedback"] = info.get("feedback")
+        return out
+
+    return extras
 
 
 def env_horizon(env: Any) -> int | None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.vec_env import VecEnv
 
 from feedbackgym.agents.preference import QUERY_VERBS, _atomic, register_learner
@@ -46,8 +46,18 @@ class _BeliefModel:
         self.learner = learner
         self.env = env
         self.num_timesteps = 0
-        formats = ["tensorboard"] if tensorboard_log else []
-        self.logger = configure(tensorboard_log, formats)
+        self.tensorboard_log = tensorboard_log
+        self._logger: Logger | None = None
+
+    @property
+    def logger(self) -> Logger:
+        """SB3's logger, made on first use (it creates its folder), i.e. once training starts."""
+        if self._logger is None:
+            if self.tensorboard_log:
+                self._logger = configure(self.tensorboard_log, ["tensorboard"])
+            else:
+                self._logger = Logger(None, [])
+        return self._logger
 
     def get_env(self) -> VecEnv:
         return self.env
@@ -397,6 +407,8 @@ class LanguageGoalLearner(GoalLearner):
         self.wrong_direction = check_range("wrong_direction", wrong_direction, 0.0, 0.5)
         self.floor = check_range("floor", floor, 0.0, low_open=True)
         self.encoder = encoder
+        from feedbackgym.agents.grounding import shared_grounding
+
         self.grounding = shared_grounding(encoder, _axis_names(env))
 
     @classmethod
@@ -530,21 +542,3 @@ class PreferenceGoalLearner(GoalLearner):
 def _axis_names(env: VecEnv) -> tuple[tuple[str, str], ...]:
     base = env.envs[0].unwrapped if hasattr(env, "envs") else None
     return tuple(getattr(base, "axis_names", (("left", "right"), ("down", "up"))))
-
-
-_GROUNDINGS: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
-
-
-def shared_grounding(encoder: str, axis_names: tuple[tuple[str, str], ...]) -> Any:
-    """One fitted Grounding per (encoder, axis names) in this process (fitting takes seconds)."""
-    from feedbackgym.agents.grounding import ENCODERS, Grounding
-
-    if not isinstance(encoder, str):
-        raise ConfigError(
-            f"encoder must be a name ({', '.join(ENCODERS.names())}), got {encoder!r}"
-        )
-    ENCODERS.get(encoder)  # an unknown name fails here, with the valid ones
-    key = (encoder, tuple(tuple(p) for p in axis_names))
-    if key not in _GROUNDINGS:
-        _GROUNDINGS[key] = Grounding(encoder, axis_names)
-    return _GROUNDINGS[key]

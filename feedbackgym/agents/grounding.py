@@ -20,10 +20,11 @@ goal (where the learner should have ended, which arm is best), so every learner 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -109,7 +110,7 @@ class HashingEncoder(Encoder):
     :param dim: number of hash buckets.
     """
 
-    min_similarity = 0.2
+    min_similarity = 0.35
 
     def __init__(self, dim: int = 4096) -> None:
         super().__init__()
@@ -155,7 +156,7 @@ class MiniLMEncoder(Encoder):
     :param batch_size: sentences per forward pass.
     """
 
-    min_similarity = 0.35
+    min_similarity = 0.45
 
     def __init__(self, device: str = "auto", batch_size: int = 256) -> None:
         super().__init__()
@@ -195,22 +196,48 @@ class MiniLMEncoder(Encoder):
         return np.asarray(vectors, dtype=np.float32)
 
 
+#: What a sentence asks for once its direction words are taken out ("delexicalised"): the
+#: direction word it names is the way to go (``toward``) or the way it went too far (``away``).
+FRAMES = (
+    "good",
+    "bad",
+    "toward:any",
+    "toward:small",
+    "toward:large",
+    "away:any",
+    "away:small",
+    "away:large",
+    "axis_right",
+)
+#: What the direction words and axis names are replaced with before encoding.
+DIRECTION_SLOT = "side"
+AXIS_SLOT = "that axis"
+
+
 class Grounding:
-    """What a correction asks for, from its sentence vector (a fitted softmax classifier).
+    """What a correction asks for, from its sentence (a fitted softmax classifier on a slot frame).
 
     Classes (``classes``, with their structure in ``kind``, ``axis``, ``sign``, ``amount``):
     ``good`` (that was right), ``bad`` (wrong, direction not said), ``move:<word>:<amount>``
     (the learner should go towards ``<word>``, e.g. ``move:right:large``: a lot further right;
     amount ``any`` when the sentence does not say), and ``right:<axis>`` (the learner got that
-    axis right). Training sentences are the template table of a
-    :class:`~feedbackgym.feedback.language.LanguageTeacher` with the shipped templates (or
-    ``templates``) and ``axis_names``; the label of each follows from its meaning: "you went too
-    far left", "move more right" and "don't go so far left" all mean ``move:right``.
+    axis right).
 
-    The classifier is a multinomial logistic regression on the vectors with an L2 penalty
-    ``l2``, fitted by L-BFGS (torch, CPU, deterministic). A sentence whose vector's cosine
-    similarity to the nearest training sentence is below ``min_similarity`` (default: the
-    encoder's), or that is empty or not a string, is unusable.
+    The direction words of ``axis_names`` (and axis names such as ``left-right``) are known, so
+    they are read as slots, as in delexicalised dialogue-state tracking (Henderson, Thomson &
+    Young 2014): each is replaced by "that way" (or "that axis"), the sentence that is left is
+    encoded and classified into a *frame* (:data:`FRAMES`: good, bad, go toward the named
+    direction, go away from it, by an amount or not, an axis was right), and the frame and the
+    first direction word found make the class: "you went too far left" is ``away`` + left =
+    ``move:right``, "next time move more right" is ``toward`` + right = ``move:right``. A
+    directional frame without a direction word counts as ``bad``. The frame classifier is a
+    multinomial logistic regression with an L2 penalty ``l2`` on the encoder's vectors, fitted
+    by L-BFGS (torch, one CPU thread, deterministic) on the template table of a
+    :class:`~feedbackgym.feedback.language.LanguageTeacher` with the shipped templates (or
+    ``templates``) only; each direction's sentences teach every direction's frame.
+
+    A sentence whose frame vector's cosine similarity to the nearest training frame is below
+    ``min_similarity`` (default: the encoder's), or that is empty or not a string, is unusable.
 
     :param encoder: an encoder name (``builtin``, ``minilm``) or instance.
     :param axis_names: ``(negative, positive)`` words of each axis of the task's space.
@@ -231,6 +258,8 @@ class Grounding:
 
         self.encoder = make_encoder(encoder)
         self.axis_names = tuple(tuple(str(w) for w in pair) for pair in axis_names)
+        if not self.axis_names or any(len(p) != 2 or not all(p) for p in self.axis_names):
+            raise ConfigError("axis_names must be a list of (negative, positive) word pairs")
         self.l2 = check_range("l2", l2, 0.0)
         self.min_similarity = check_range(
             "min_similarity",
@@ -238,7 +267,6 @@ class Grounding:
             -1.0,
             1.0,
         )
-        d = len(self.axis_names)
         names, kind, axis, sign, amount = ["good", "bad"], [GOOD, BAD], [0, 0], [0, 0], [ANY, ANY]
         for k, pair in enumerate(self.axis_names):
             for s, word in zip((-1, 1), pair, strict=True):
@@ -254,18 +282,63 @@ class Grounding:
         self.sign = np.asarray(sign)
         self.amount = np.asarray(amount)
         self._index = {name: i for i, name in enumerate(names)}
+        words = {
+            w.lower(): (k, s)
+            for k, p in enumerate(self.axis_names)
+            for s, w in zip((-1, 1), p, strict=True)
+        }
+        self._words = words
+        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        self._word_re = re.compile(rf"\b({alternatives})\b", re.IGNORECASE)
+        pairs = []
+        for k, (neg, pos) in enumerate(self.axis_names):
+            a, b = re.escape(neg), re.escape(pos)
+            pairs.append((k, re.compile(rf"\b(?:{a}\s*[-/]\s*{b}|{b}\s*[-/]\s*{a})\b", re.I)))
+        self._pair_res = pairs
 
         table = LanguageTeacher(templates=templates, axis_names=self.axis_names).table
-        labels = np.array([self._label(table, i) for i in range(len(table["sentence"]))])
+        frames = [self._frame_label(table, i) for i in range(len(table["sentence"]))]
         sentences = [str(s) for s in table["sentence"]]
-        unique: dict[tuple[str, int], None] = dict.fromkeys(zip(sentences, labels, strict=True))
+        unique: dict[tuple[str, int], None] = dict.fromkeys(zip(sentences, frames, strict=True))
         self.train_sentences = [s for s, _ in unique]
-        self.train_labels = np.array([y for _, y in unique], dtype=np.int64)
-        self._train_vectors = self.encoder.encode(self.train_sentences)
-        self._fit(self._train_vectors, self.train_labels, d)
+        self.train_frames = np.array([f for _, f in unique], dtype=np.int64)
+        self.train_labels = np.array(
+            [self._label(table, i) for i in range(len(sentences))], dtype=np.int64
+        )[[sentences.index(s) for s in self.train_sentences]]
+        self._train_slots = [self._delexicalise(s) for s in self.train_sentences]
+        with one_torch_thread():
+            self._train_vectors = self.encoder.encode([t for t, _, _ in self._train_slots])
+            self._fit(self._train_vectors, self.train_frames)
         self._cache: dict[str, tuple[bool, np.ndarray]] = {}
+        _, probs = self.ground(self.train_sentences)
+        self.train_accuracy = float(np.mean(probs.argmax(axis=1) == self.train_labels))
+
+    def _delexicalise(self, text: str) -> tuple[str, list[tuple[int, int]], list[int]]:
+        """``(frame text, direction words found as (axis, sign), axes named)``."""
+        axes: list[int] = []
+        for k, pattern in self._pair_res:
+            if pattern.search(text):
+                axes.append(k)
+                text = pattern.sub(AXIS_SLOT, text)
+        hits = [self._words[m.group(1).lower()] for m in self._word_re.finditer(text)]
+        return self._word_re.sub(DIRECTION_SLOT, text), hits, axes
+
+    @staticmethod
+    def _frame_label(table: dict[str, np.ndarray], i: int) -> int:
+        meaning = str(table["meaning"][i])
+        if meaning in _POSITIVE_MEANINGS:
+            return FRAMES.index("good")
+        if meaning in _NEGATIVE_MEANINGS:
+            return FRAMES.index("bad")
+        if meaning == "hp_axis":
+            return FRAMES.index("axis_right")
+        # fp names the way to go ("more <opposite>"); hn and fn the way it went too far.
+        way = "toward" if meaning == "fp" else "away"
+        amount = ("small", "large")[int(table["amount"][i])] if table["says_amount"][i] else "any"
+        return FRAMES.index(f"{way}:{amount}")
 
     def _label(self, table: dict[str, np.ndarray], i: int) -> int:
+        """The class a template sentence means (for reporting accuracy)."""
         meaning = str(table["meaning"][i])
         if meaning in _POSITIVE_MEANINGS:
             return self._index["good"]
@@ -280,16 +353,16 @@ class Grounding:
         amount = ("small", "large")[int(table["amount"][i])] if table["says_amount"][i] else "any"
         return self._index[f"move:{word}:{amount}"]
 
-    def _fit(self, x: np.ndarray, y: np.ndarray, d: int) -> None:
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         import torch
 
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(0)
         xt = torch.as_tensor(x, dtype=torch.float64)
         yt = torch.as_tensor(y)
-        weight = torch.zeros(x.shape[1], len(self.classes), dtype=torch.float64, requires_grad=True)
-        bias = torch.zeros(len(self.classes), dtype=torch.float64, requires_grad=True)
-        present = torch.zeros(len(self.classes), dtype=torch.bool)
+        weight = torch.zeros(x.shape[1], len(FRAMES), dtype=torch.float64, requires_grad=True)
+        bias = torch.zeros(len(FRAMES), dtype=torch.float64, requires_grad=True)
+        present = torch.zeros(len(FRAMES), dtype=torch.bool)
         present[yt] = True
         optimiser = torch.optim.LBFGS(
             [weight, bias], lr=1.0, max_iter=500, line_search_fn="strong_wolfe"
@@ -307,7 +380,7 @@ class Grounding:
         torch.random.set_rng_state(gen_state)
         self.weight = weight.detach().numpy()
         self.bias = np.where(present.numpy(), bias.detach().numpy(), -np.inf)
-        self.train_accuracy = float(np.mean(self._logits(x).argmax(axis=1) == y))
+        self.frame_accuracy = float(np.mean(self._logits(x).argmax(axis=1) == y))
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
         return x.astype(np.float64) @ self.weight + self.bias
@@ -331,17 +404,43 @@ class Grounding:
         return usable, probs
 
     def _ground_new(self, texts: list[str]) -> None:
-        blank = [not t.strip() for t in texts]
-        vectors = self.encoder.encode([t if t.strip() else "" for t in texts])
+        slots = [self._delexicalise(t) if t.strip() else ("", [], []) for t in texts]
+        with one_torch_thread():
+            vectors = self.encoder.encode([frame for frame, _, _ in slots])
         similarity = (vectors @ self._train_vectors.T).max(axis=1)
         logits = self._logits(vectors)
         logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
+        q = np.exp(logits)
+        q /= q.sum(axis=1, keepdims=True)
         zeros = np.zeros(len(self.classes))
-        for text, is_blank, sim, row in zip(texts, blank, similarity, p, strict=True):
-            ok = (not is_blank) and bool(sim >= self.min_similarity)
-            self._cache[text] = (ok, row if ok else zeros)
+        for text, (_, hits, axes), sim, frame in zip(texts, slots, similarity, q, strict=True):
+            ok = bool(text.strip()) and bool(sim >= self.min_similarity)
+            self._cache[text] = (ok, self._compose(frame, hits, axes) if ok else zeros)
+
+    def _compose(
+        self, frame: np.ndarray, hits: list[tuple[int, int]], axes: list[int]
+    ) -> np.ndarray:
+        """Class probabilities from frame probabilities and the slots found."""
+        out = np.zeros(len(self.classes))
+        f = {name: frame[i] for i, name in enumerate(FRAMES)}
+        out[self._index["good"]] = f["good"]
+        out[self._index["bad"]] = f["bad"]
+        if hits:
+            k, s = hits[0]
+            for amount in ("any", "small", "large"):
+                toward = self.axis_names[k][(s + 1) // 2]
+                away = self.axis_names[k][(1 - s) // 2]
+                out[self._index[f"move:{toward}:{amount}"]] += f[f"toward:{amount}"]
+                out[self._index[f"move:{away}:{amount}"]] += f[f"away:{amount}"]
+        else:  # wrong, but no direction said
+            out[self._index["bad"]] += sum(v for name, v in f.items() if ":" in name)
+        named = axes[0] if axes else (hits[0][0] if hits else None)
+        if named is None:
+            out[self._index["bad"]] += f["axis_right"]
+        else:
+            pair = self.axis_names[named]
+            out[self._index[f"right:{pair[0]}-{pair[1]}"]] += f["axis_right"]
+        return out
 
     def likelihood(
         self,
@@ -409,3 +508,39 @@ class Grounding:
         usable, probs = self.ground(texts)
         best = probs.argmax(axis=1)
         return [self.classes[b] if ok else None for ok, b in zip(usable, best, strict=True)]
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for the block: the grounding's small L-BFGS fit and sentence
+    encodings run many times slower when torch's thread pool competes with other processes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+_GROUNDINGS: dict[tuple[str, tuple[tuple[str, ...], ...]], Grounding] = {}
+
+
+def shared_grounding(
+    encoder: str = "builtin",
+    axis_names: Sequence[Sequence[str]] = (("left", "right"), ("down", "up")),
+) -> Grounding:
+    """The Grounding of ``encoder`` (a registered name) and ``axis_names``, fitted once per
+    process (fitting takes seconds; every learner of a study shares it)."""
+    if not isinstance(encoder, str):
+        raise ConfigError(
+            f"encoder must be a name ({', '.join(ENCODERS.names())}), got {encoder!r}"
+        )
+    ENCODERS.get(encoder)  # an unknown name fails here, with the valid ones
+    names = tuple(tuple(str(w) for w in pair) for pair in axis_names)
+    key = (encoder, names)
+    if key not in _GROUNDINGS:
+        with one_torch_thread():
+            _GROUNDINGS[key] = Grounding(encoder, names)
+    return _GROUNDINGS[key]

@@ -13,6 +13,7 @@ from feedbackgym.envs.bandits import (
     BernoulliBanditVec,
     ContextualLinearBandit,
     ContextualLinearBanditVec,
+    FeatureBanditVec,
     GaussianBandit,
     GaussianBanditVec,
     PiecewiseStationaryBandit,
@@ -90,6 +91,14 @@ def register_envs() -> None:
         gym.register(
             id=f"{NAMESPACE}/GridWorld-v0", entry_point="feedbackgym.envs.gridworld:GridWorld"
         )
+    if f"{NAMESPACE}/LanguageBandit-v0" not in gym.registry:
+        # String entry points: the teacher lives in feedbackgym.feedback, which envs never imports.
+        module = "feedbackgym.feedback.language_bandit"
+        gym.register(
+            id=f"{NAMESPACE}/LanguageBandit-v0",
+            entry_point=f"{module}:LanguageBandit",
+            vector_entry_point=f"{module}:LanguageBanditVec",
+        )
     if f"{NAMESPACE}/PointGoal-v0" not in gym.registry:
         # A string entry point: MuJoCo is imported only when the env is made.
         gym.register(
@@ -122,6 +131,7 @@ def registered_ids(namespace: str | None = NAMESPACE) -> list[str]:
 __all__ = [
     "BanditVectorEnv",
     "SingleRunBandit",
+    "FeatureBanditVec",
     "DuelingBanditVec",
     "MultiDuelingBanditVec",
     "ContextualDuelingBanditVec",

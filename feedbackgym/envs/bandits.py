@@ -533,6 +533,116 @@ class ContextualLinearBanditVec(BanditVectorEnv):
         return self.contexts.copy()
 
 
+class FeatureBanditVec(BanditVectorEnv):
+    """Bernoulli bandit whose K arms are points of [-1, 1]^d; the nearer the best arm, the better.
+
+    Each run draws the arms' features uniformly in [-1, 1]^d, every two arms at least
+    ``min_separation`` apart on some axis (L-infinity distance, by rejection), and one best arm
+    x* uniformly among them; arm k pays 1 with probability
+    ``mu_k = mu_max * exp(-||x_k - x*||^2 / (2 width^2))`` (so the best arm pays ``mu_max``).
+    With ``prior_seed`` one instance is drawn once for every run; otherwise each run draws its
+    own at reset (Bayesian regret). Features are float32 values, exactly as observed.
+
+    The observation is the (K, d) feature matrix, fixed for the episode: the learner knows
+    where the arms are, not which is best. ``contextual`` stays False: the features do not
+    change and the means are not linear in them, so K-armed agents (which ignore the
+    observation) act here too. It is the base of the language bandit
+    (``feedbackgym/LanguageBandit-v0``), whose teacher says where the best arm lies.
+
+    :param n_arms: number of arms K.
+    :param dim: feature dimension d.
+    :param mu_max: success probability of the best arm, in (0, 1].
+    :param width: length scale of the means' decay with distance, > 0.
+    :param min_separation: least L-infinity distance between two arms, in [0, 1].
+    :param prior_seed: seed for drawing one fixed instance for every run.
+    :param horizon: steps per episode.
+    :param switching_cost: cost charged in regret when the pulled arm changes.
+    """
+
+    reward_family = "bernoulli"
+    #: Attempts per arm of the rejection sampler before giving up on a run.
+    max_tries: ClassVar[int] = 10_000
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        n_arms: int = 20,
+        dim: int = 2,
+        mu_max: float = 0.9,
+        width: float = 0.5,
+        min_separation: float = 0.2,
+        prior_seed: int | None = None,
+        horizon: int = DEFAULT_HORIZON,
+        switching_cost: float = 0.0,
+    ) -> None:
+        self.dim = check_positive_int("dim", dim)
+        k = check_positive_int("n_arms", n_arms)
+        self.mu_max = check_range("mu_max", mu_max, 0.0, 1.0, low_open=True)
+        self.width = check_range("width", width, 0.0, low_open=True)
+        self.min_separation = check_range("min_separation", min_separation, 0.0, 1.0)
+        # Sequential random placement jams near half the area of the squares around the
+        # arms; well below that every run finds room at once.
+        sep = self.min_separation
+        if k * sep**self.dim > 0.4 * (2.0 + sep) ** self.dim:
+            raise ConfigError(
+                f"{k} arms do not fit in [-1, 1]^{self.dim} at min_separation={sep:g}; "
+                "lower n_arms or min_separation"
+            )
+        self.single_observation_space = spaces.Box(-1.0, 1.0, shape=(k, self.dim), dtype=np.float32)
+        super().__init__(num_envs, n_arms, horizon, switching_cost)
+        self.prior_seed = prior_seed
+        self._fixed = None
+        if prior_seed is not None:
+            self._fixed = self._draw_instance(np.random.default_rng(prior_seed), 1)
+        self.features = np.zeros((self.num_envs, self.n_arms, self.dim))
+        self.best_arm = np.zeros(self.num_envs, dtype=np.int64)
+        self.means = np.zeros((self.num_envs, self.n_arms))
+
+    def _draw_instance(
+        self, rng: np.random.Generator, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features ``(n, K, d)``, best arm ``(n,)`` and means ``(n, K)`` of ``n`` instances."""
+        k, d, sep = self.n_arms, self.dim, self.min_separation
+        x = np.zeros((n, k, d))
+        for arm in range(k):
+            todo = np.arange(n)
+            for _ in range(self.max_tries):
+                cand = rng.uniform(-1.0, 1.0, (todo.size, d)).astype(np.float32)
+                cand = cand.astype(np.float64)
+                gap = np.abs(x[todo, :arm] - cand[:, None, :]).max(axis=2)
+                ok = (gap >= sep).all(axis=1)
+                x[todo[ok], arm] = cand[ok]
+                todo = todo[~ok]
+                if not todo.size:
+                    break
+            else:
+                raise ConfigError(
+                    f"could not place {k} arms at min_separation={sep:g}; lower either"
+                )
+        best = rng.integers(0, k, n)
+        dist2 = ((x - x[np.arange(n), best][:, None, :]) ** 2).sum(axis=2)
+        means = self.mu_max * np.exp(-dist2 / (2.0 * self.width**2))
+        return x, best, means
+
+    def _reset_runs(self, runs: np.ndarray) -> None:
+        if self._fixed is not None:
+            x, best, means = self._fixed
+        else:
+            x, best, means = self._draw_instance(self.np_random, runs.size)
+        self.features[runs], self.best_arm[runs], self.means[runs] = x, best, means
+
+    def _mean_rewards(self) -> np.ndarray:
+        return self.means
+
+    def _draw_rewards(self, means: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return (self.np_random.random(self.num_envs) < means[self._rows, actions]).astype(
+            np.float64
+        )
+
+    def _observation(self) -> np.ndarray:
+        return self.features.astype(np.float32)
+
+
 class BernoulliBandit(SingleRunBandit):
     __doc__ = BernoulliBanditVec.__doc__
     vector_class = BernoulliBanditVec
@@ -556,3 +666,8 @@ class PiecewiseStationaryBandit(SingleRunBandit):
 class ContextualLinearBandit(SingleRunBandit):
     __doc__ = ContextualLinearBanditVec.__doc__
     vector_class = ContextualLinearBanditVec
+
+
+class FeatureBandit(SingleRunBandit):
+    __doc__ = FeatureBanditVec.__doc__
+    vector_class = FeatureBanditVec

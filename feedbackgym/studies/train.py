@@ -522,7 +522,7 @@ def _train_loop(
     if "success_rate" in final:
         summary["success_rate"] = final["success_rate"]
     summary.update(getattr(learner, "summary_metrics", dict)())
-    _write_plot(out, curve, config)
+    _write_plot(out, curve, config, summary["teacher"])
     _write_tensorboard(out, curve)
     io.write_json(out / "summary.json", _finite(summary))
     return _finite(summary)
@@ -539,7 +539,9 @@ def _write_curve(out: Path, curve: list[dict[str, Any]]) -> None:
     io.write_csv(out / "curve.csv", CURVE_COLUMNS, [[r[c] for c in CURVE_COLUMNS] for r in curve])
 
 
-def _write_plot(out: Path, curve: list[dict[str, Any]], config: TrainConfig) -> None:
+def _write_plot(
+    out: Path, curve: list[dict[str, Any]], config: TrainConfig, teacher: str | None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -555,7 +557,7 @@ def _write_plot(out: Path, curve: list[dict[str, Any]], config: TrainConfig) -> 
     ax.set_ylabel("true return (deterministic policy)")
     title = f"{config.env}: {config.algo}"
     if config.labels:
-        title += f", {config.teacher or 'oracle'} teacher, {config.labels} labels"
+        title += f", {teacher} teacher, {config.labels} labels"
         twin = ax.twinx()
         twin.step(steps, [r["labels_used"] for r in curve], color="grey", where="post")
         twin.set_ylabel("labels used", color="grey")

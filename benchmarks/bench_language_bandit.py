@@ -179,10 +179,13 @@ def main() -> None:
             f"{misread:.0%} of the rest"
             for enc, (unusable, misread) in readings.items()
         )
-        + ". A misreading is systematic (the same phrasing is misread the same way at every "
-        'pull, e.g. "Spot on." read as wrong pushes the belief off the best arm each time it '
-        "is pulled), and lang-ts learns from words only, so its regret there grows linearly, "
-        "above thompson's: a limit of the grounding, not of the Bayesian update.",
+        + ". Unusable sentences are skipped, but a misreading is systematic (the same "
+        "phrasing is misread the same way at every pull), and lang-ts learns from words only: "
+        "where the grounding misreads a phrasing that recurs at the best arm, the belief is "
+        "pushed off it each time and regret grows linearly (the builtin encoder, which knows no "
+        "synonyms, in the table); where the misreadings are few and spread over phrasings, the "
+        "correct sentences outvote them (minilm). A limit of the grounding, not of the Bayesian "
+        "update.",
     ]
     markdown = "\n".join(lines)
     print(markdown)

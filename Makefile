@@ -38,6 +38,9 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_corrections.py
 	$(PY) benchmarks/bench_language_bandit.py
+	$(PY) benchmarks/bench_delays_bandit.py
+	$(PY) benchmarks/bench_delays_rl.py
+	$(PY) benchmarks/bench_delays_pref.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

@@ -123,8 +123,11 @@ def part_imitation(out: Path, seeds: list[int], device: str) -> None:
         "",
         "Both: PPO, 8 envs, 200k timesteps (imitation rounds its agent training up to whole "
         "rollouts: 245,760 steps), oracle (synthetic) labels about 100-step (imitation) or "
-        "50-step (ours) segments; true return of the deterministic policy over 20 evaluation "
-        f"episodes; seeds {', '.join(map(str, seeds))}, run alternately in this one process "
+        "50-step (ours) segments; true return of the deterministic policy over the same 20 "
+        "evaluation episodes on both sides (episode i of seed s resets with seed "
+        "10^6 + 1000 s + i: the initial angle moves a Pendulum return by tens of points, so the "
+        f"sides must share them); seeds {', '.join(map(str, seeds))}, run alternately in this "
+        "one process "
         "tree. imitation 1.0.1 with its own CLI's Pendulum settings (`config`) and with its "
         "docs tutorial's Pendulum settings (`tutorial`), `benchmarks/peer_imitation_pendulum.py`; "
         "ours `configs/pendulum-pref-ppo.yaml`. Wall time: training only, one torch thread for "

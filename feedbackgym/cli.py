@@ -64,6 +64,11 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="regret notion (default: the env's first that applies, e.g. regret)",
     )
+    regret.add_argument(
+        "--delay",
+        default=None,
+        help="delay the feedback: fixed:D, geometric:P, uniform:LOW-HIGH or batched:PERIOD",
+    )
     regret.add_argument("--out", required=True, help="results folder")
     regret.add_argument("--backend", default="local", help="local or ray")
     regret.add_argument("--ray-address", default=None, help="Ray cluster address (default: local)")
@@ -84,7 +89,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--env", help="Gymnasium id, e.g. Pendulum-v1 or my_module:MyEnv-v0")
     train.add_argument("--env-kwargs", help="JSON object of env arguments")
     train.add_argument(
-        "--algo", help="pref-ppo, pref-sac, ppo, sac, lang-goal or pref-goal (PointGoal)"
+        "--algo",
+        help="pref-ppo, pref-sac, ppo, sac, rrd-ppo, rrd-sac (delayed rewards), lang-goal or "
+        "pref-goal (PointGoal)",
     )
     train.add_argument(
         "--teacher", help="feedback model name (default: oracle; language for lang-goal)"
@@ -96,6 +103,11 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--query", help="uniform, disagreement or entropy")
     train.add_argument("--segment-length", type=int, help="steps per segment shown")
     train.add_argument("--encoder", help="sentence encoder of lang-goal: builtin or minilm")
+    train.add_argument(
+        "--reward-delay",
+        help="the env's reward arrives late: episode-end, or lag:DELAY[:ARGS] (lag:fixed:10, "
+        "lag:geometric:0.1, lag:uniform:0:20, lag:batched:25)",
+    )
     train.add_argument("--timesteps", type=int, help="environment steps in all")
     train.add_argument("--n-envs", type=int, help="parallel envs")
     train.add_argument("--seed", type=int, help="seed of everything in the run")
@@ -145,6 +157,7 @@ def _regret(args: argparse.Namespace) -> None:
         seed=args.seed,
         runs_per_cell=args.runs_per_cell,
         metric=args.metric,
+        delay=args.delay,
     )
     if not all(isinstance(v, dict) for v in study.agent_kwargs.values()):
         raise ConfigError('--agent-kwargs must map agent names to objects: {"ucb1": {"alpha": 1}}')
@@ -171,6 +184,7 @@ TRAIN_FLAGS = (
     "query",
     "segment_length",
     "encoder",
+    "reward_delay",
     "timesteps",
     "n_envs",
     "seed",

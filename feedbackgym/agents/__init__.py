@@ -1,6 +1,9 @@
 """Agents: bandit agents vectorised across runs (numpy/numba), and learners from feedback."""
 
-from feedbackgym.agents import bandits  # noqa: F401  (registers the bandit agents)
+from feedbackgym.agents import (
+    bandits,  # noqa: F401  (registers the bandit agents)
+    delayed,  # noqa: F401  (registers the delay-aware agents)
+)
 from feedbackgym.agents.bandits import (
     EXP3,
     KLUCB,

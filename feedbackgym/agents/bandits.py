@@ -84,8 +84,11 @@ class UCB1(_CountingAgent):
     def predict(self, obs: Any = None) -> np.ndarray:
         if self.t < self.n_arms:  # initialisation: every run pulls arm t
             return np.full(self.n_runs, self.t, dtype=np.int64)
-        index = self.sums / self.counts
-        index += np.sqrt((self.alpha * math.log(self.t)) / self.counts)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            index = self.sums / self.counts
+            index += np.sqrt((self.alpha * math.log(self.t)) / self.counts)
+        # Under delayed feedback an arm may have no reward back yet: it is tried first.
+        index[self.counts == 0] = np.inf
         return index.argmax(axis=1)
 
 
@@ -234,7 +237,8 @@ class EXP3(BanditAgent):
         return np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), self.n_arms - 1)
 
     def update(self, actions: np.ndarray, rewards: np.ndarray, obs: Any = None) -> None:
-        p = self._probs[self._rows, actions]
+        # Under delayed feedback the probabilities are today's, not the pull's: keep p > 0.
+        p = np.maximum(self._probs[self._rows, actions], 1e-12)
         self.loss_estimates[self._rows, actions] += (1.0 - rewards) / p
         self.t += 1
 
@@ -338,3 +342,4 @@ class LinearThompsonSampling(_LinearAgent):
         z = self.rng.standard_normal((self.n_runs, self.dim))
         theta = self.theta_hat + self.v * np.einsum("nij,nj->ni", chol, z)
         return np.einsum("nkd,nd->nk", x, theta).argmax(axis=1)
+

@@ -113,7 +113,11 @@ class BanditAgent:
         for t in range(1, total_steps + 1):
             actions = self.predict(obs)
             next_obs, rewards, _, _, info = env.step(actions)
-            self.update(actions, rewards, obs, **extras(next_obs, info))
+            arrived = info.get("arrived")
+            if arrived is None:
+                self.update(actions, rewards, obs, **extras(next_obs, info))
+            else:  # a delayed env: learn from what arrived this step
+                self.update_arrived(arrived, extras)
             obs = next_obs
             cumulative += info[regret_key]
             if next_cp < steps.size and steps[next_cp] == t:
@@ -122,6 +126,57 @@ class BanditAgent:
             if callback is not None and (t % report_every == 0 or t == total_steps):
                 callback(report_every if t % report_every == 0 else t % report_every)
         return at_steps[:, column]
+
+    def update_arrived(
+        self, arrived: dict[str, Any], extras: Callable[[Any, dict[str, Any]], dict[str, Any]]
+    ) -> None:
+        """Learn from the feedback that arrived this step in a delayed env (any agent).
+
+        ``arrived`` is a :class:`~feedbackgym.feedback.delayed_bandit.DelayedFeedbackEnv`'s
+        ``info["arrived"]``: arrays ``(n_runs, m)`` of ``actions``, ``rewards``, ``obs``,
+        ``next_obs`` and ``mask``. Slot ``j`` of every run is learned in one
+        :meth:`update_masked` call, runs without an item in that slot left as they are; so an
+        agent updates when (and as often as) its feedback arrives. Delay-aware agents override.
+        """
+        mask = arrived["mask"]
+        obs, next_obs = arrived.get("obs"), arrived.get("next_obs")
+        for j in range(mask.shape[1]):
+            rows = mask[:, j]
+            if not rows.any():
+                continue
+            self.update_masked(
+                arrived["actions"][:, j],
+                arrived["rewards"][:, j],
+                None if obs is None else obs[:, j],
+                rows,
+                **extras(None if next_obs is None else next_obs[:, j], {}),
+            )
+
+    def update_masked(
+        self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
+    ) -> None:
+        """:meth:`update` for the runs where ``mask`` is True only; the others keep their state.
+
+        Generic: the per-run state (every ndarray attribute with a leading ``n_runs`` axis) of
+        the runs left out is saved and put back after a full :meth:`update`, whose values in
+        those rows are placeholders. ``self.t`` (shared by the runs) counts the call once. An
+        agent with per-run state held otherwise overrides this.
+        """
+        if mask.all():
+            self.update(actions, rewards, obs, **extras)
+            return
+        out = np.flatnonzero(~mask)
+        saved = {
+            name: value[out].copy()
+            for name, value in vars(self).items()
+            if isinstance(value, np.ndarray)
+            and value.ndim
+            and value.shape[0] == self.n_runs
+            and name != "_rows"
+        }
+        self.update(actions, rewards, obs, **extras)
+        for name, value in saved.items():
+            getattr(self, name)[out] = value
 
     @classmethod
     def check_env(cls, env: Any) -> None:

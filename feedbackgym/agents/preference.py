@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import pickle
@@ -21,9 +22,10 @@ from feedbackgym.agents.queries import (
     SegmentPool,
     label_schedule,
     select_queries,
+    split_segments,
 )
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
-from feedbackgym.feedback.base import FeedbackModel, Segments, check_choice
+from feedbackgym.feedback.base import FeedbackModel, Segments, check_choice, check_int
 from feedbackgym.feedback.reward_model import Comparisons, RewardModel, resolve_device
 from feedbackgym.registry import Registry
 
@@ -67,7 +69,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         obs, true_rewards, dones, infos = self.venv.step_wait()
         self.pool.add(self._obs, self._actions, true_rewards)
         for info, value in zip(infos, true_rewards, strict=True):
-            info["true_reward"] = float(value)
+            info.setdefault("true_reward", float(value))  # a reward-delay wrapper set it first
         if self.reward_fn is None:
             rewards = true_rewards
         else:
@@ -108,6 +110,15 @@ class PreferenceLearner:
         (imitation's ``initial_epoch_multiplier`` in absolute terms).
     :param reward_model: keyword arguments of ``RewardModel`` (members, hidden, lr, ...).
     :param pool_steps: recent steps per env that queries are drawn from (None: default).
+    :param label_delay_rounds: rounds the teacher's answers take to arrive (late labels): the
+        answers to round ``k``'s queries join the labelled comparisons at round ``k + d``;
+        the teacher is asked (and counted in ``labels_used``) at round ``k``, and learning goes
+        on meanwhile with the answers that have arrived. Answers still on their way when the
+        run ends are never fitted; ``labels_pending`` counts them.
+    :param consequence_steps: steps that followed each segment, shown to a hindsight teacher
+        (one whose ``prefer`` takes ``a_after``/``b_after``, e.g. ``HindsightTeacher``) with
+        it; the reward model still learns from the segments alone. None: ``segment_length``
+        for such teachers, 0 (none) for the others.
     :param algo_kwargs: keyword arguments of the SB3 algorithm (its hyperparameters).
     :param device: "auto", "cpu" or "cuda": the SB3 policy and the reward ensemble.
     :param seed: seed of the policy, the reward model and the query draws.
@@ -148,6 +159,8 @@ class PreferenceLearner:
         seed: int = 0,
         tensorboard_log: str | None = None,
         verbose: int = 0,
+        label_delay_rounds: int = 0,
+        consequence_steps: int | None = None,
     ) -> None:
         name = self.registry_name or type(self).__name__
         self.device = resolve_device(device)
@@ -172,6 +185,22 @@ class PreferenceLearner:
                     f"(use pref-{name} to learn from a teacher)"
                 )
             self.labels, self.verb = 0, None
+        self.label_delay_rounds = check_int("label_delay_rounds", label_delay_rounds, 0)
+        hindsight = self.uses_feedback and takes_consequences(teacher)
+        if consequence_steps is None:
+            consequence_steps = self.segment_length if hindsight else 0
+        self.consequence_steps = check_int("consequence_steps", consequence_steps, 0)
+        if self.consequence_steps and not hindsight:
+            raise ConfigError(
+                f"consequence_steps={consequence_steps} needs a hindsight teacher (one whose "
+                "prefer() takes a_after and b_after, e.g. 'hindsight'); this one judges "
+                "segments alone"
+            )
+        if (self.label_delay_rounds or self.consequence_steps) and not self.uses_segments:
+            raise ConfigError(
+                f"algo {name!r}: label_delay_rounds and consequence_steps apply to learners "
+                "from segment preferences only"
+            )
         self.check_env(env)
         self.teacher = teacher
         self.rng = np.random.default_rng(self.seed)
@@ -181,8 +210,13 @@ class PreferenceLearner:
         self.update_every = check_positive_int(
             "update_every", update_every or self.default_update_every(env)
         )
-        self.pool = SegmentPool(env.num_envs, pool_steps or self.default_pool_steps(env))
+        capacity = pool_steps or self.default_pool_steps(env)
+        if self.consequence_steps:  # room for a segment and what followed it
+            capacity = max(capacity, self.segment_length + self.consequence_steps)
+        self.pool = SegmentPool(env.num_envs, capacity)
         self.comparisons = Comparisons()
+        #: Answers asked but not yet arrived: (round asked, segments shown, answers).
+        self.pending: list[tuple[int, list[Segments], np.ndarray]] = []
         self.labels_used = 0
         self.answered = 0
         self.round = 0
@@ -247,8 +281,9 @@ class PreferenceLearner:
         )
 
     def first_round_at(self) -> int:
-        """Timestep of the first round (at least one segment of experience per env)."""
-        return self.segment_length * self.env.num_envs
+        """Timestep of the first round (at least one segment, and what a hindsight teacher
+        is shown after it, of experience per env)."""
+        return (self.segment_length + self.consequence_steps) * self.env.num_envs
 
     def round_due(self, timesteps: int) -> bool:
         return (
@@ -274,41 +309,72 @@ class PreferenceLearner:
                 self.query,
                 self.reward_model,
                 self.rng,
+                after=self.consequence_steps,
             )
             self._ask(groups)
+        self._deliver()
         if len(self.comparisons):
             epochs = self.reward_epochs if self.reward_model.fitted else self.initial_epochs
             metrics.update(self.reward_model.fit(self.comparisons, epochs=epochs))
             self.reward_model.calibrate(*self.pool.steps())
             self._after_round()
         metrics["labels_used"] = self.labels_used
+        if self.label_delay_rounds:
+            metrics["labels_pending"] = self.labels_pending
         metrics["reward_model_accuracy"] = self.reward_model_accuracy
         return metrics
 
     def _ask(self, groups: list[Segments]) -> None:
-        """Ask the teacher about ``groups`` and keep the answers (scored first, prequentially)."""
+        """Ask the teacher about ``groups`` now; the answers wait in ``pending`` until they
+        arrive (:meth:`_deliver`, ``label_delay_rounds`` rounds later)."""
         assert self.teacher is not None
         before = self.teacher.queries
+        if self.consequence_steps:
+            parts = [split_segments(g, self.segment_length) for g in groups]
+            groups, after = [seen for seen, _ in parts], [then for _, then in parts]
         if self.verb == "prefer":
-            labels = np.asarray(self.teacher.prefer(groups[0], groups[1]), dtype=np.float64)
-            if self.reward_model.fitted:
-                p = self.reward_model.probabilities(groups[0], groups[1]).mean(axis=0)
-                strict = (labels == 1.0) | (labels == 0.0)
-                self.accuracy_hits.extend(((p > 0.5) == (labels == 1.0))[strict].tolist())
-            self.answered += self.comparisons.add_pairs(groups[0], groups[1], labels)
+            if self.consequence_steps:
+                answers = self.teacher.prefer(groups[0], groups[1], after[0], after[1])
+            else:
+                answers = self.teacher.prefer(groups[0], groups[1])
+            answers = np.asarray(answers, dtype=np.float64)
         else:
-            orders = np.asarray(self.teacher.rank(groups), dtype=np.int64)
-            if self.reward_model.fitted:
-                returns = self.reward_model.segment_returns(groups).mean(axis=0)
-                for row, order in zip(returns, orders, strict=True):
-                    if (order < 0).any():
-                        continue
-                    ranked = row[order]  # best first: correct pairs have decreasing returns
-                    i, j = np.triu_indices(len(order), k=1)
-                    self.accuracy_hits.extend((ranked[i] > ranked[j]).tolist())
-            self.answered += self.comparisons.add_rankings(groups, orders)
+            answers = np.asarray(self.teacher.rank(groups), dtype=np.int64)
+        self.pending.append((self.round, groups, answers))
         # A query is one label; a wrapped teacher (panel, budget) counts its own queries too.
         self.labels_used += max(self.teacher.queries - before, len(groups[0]))
+
+    def _deliver(self) -> None:
+        """Keep the answers that have arrived by this round (each scored first, prequentially,
+        by the model that has not yet been fitted to it); each arrives exactly once."""
+        due = [entry for entry in self.pending if entry[0] + self.label_delay_rounds <= self.round]
+        self.pending = [e for e in self.pending if e[0] + self.label_delay_rounds > self.round]
+        for _, groups, answers in due:
+            if self.verb == "prefer":
+                if self.reward_model.fitted:
+                    p = self.reward_model.probabilities(groups[0], groups[1]).mean(axis=0)
+                    strict = (answers == 1.0) | (answers == 0.0)
+                    self.accuracy_hits.extend(((p > 0.5) == (answers == 1.0))[strict].tolist())
+                self.answered += self.comparisons.add_pairs(groups[0], groups[1], answers)
+            else:
+                if self.reward_model.fitted:
+                    returns = self.reward_model.segment_returns(groups).mean(axis=0)
+                    for row, order in zip(returns, answers, strict=True):
+                        if (order < 0).any():
+                            continue
+                        ranked = row[order]  # best first: correct pairs have decreasing returns
+                        i, j = np.triu_indices(len(order), k=1)
+                        self.accuracy_hits.extend((ranked[i] > ranked[j]).tolist())
+                self.answered += self.comparisons.add_rankings(groups, answers)
+
+    @property
+    def labels_pending(self) -> int:
+        """Queries asked whose answers have not arrived (late labels)."""
+        return sum(len(groups[0]) for _, groups, _ in self.pending)
+
+    def summary_metrics(self) -> dict[str, Any]:
+        """Extra figures for a run's summary: the late answers that never arrived."""
+        return {"labels_pending": self.labels_pending} if self.label_delay_rounds else {}
 
     @property
     def reward_model_accuracy(self) -> float:
@@ -366,6 +432,7 @@ class PreferenceLearner:
                 "comparisons": self.comparisons.arrays(),
                 "pool": self.pool.state(),
                 "rng": self.rng.bit_generator.state,
+                "pending": self.pending,
                 **{
                     k: getattr(self, k)
                     for k in (
@@ -402,6 +469,7 @@ class PreferenceLearner:
         for key in ("labels_used", "answered", "round", "round_times", "round_labels"):
             setattr(self, key, state[key])
         self.accuracy_hits = list(state["accuracy_hits"])
+        self.pending = list(state.get("pending", []))  # answers asked, still on their way
         self.reward_model = RewardModel.load(path / "reward_model.pt", device=self.device)
         self.model.set_parameters(str(path / "model.zip"), exact_match=True, device=self.device)
         # set_parameters restores the weights; the step counter comes from the saved zip too.
@@ -418,6 +486,22 @@ def _atomic(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     write(tmp)
     tmp.replace(path)
+
+
+def takes_consequences(teacher: Any) -> bool:
+    """Whether ``teacher`` can be shown what followed each segment (a hindsight teacher, or a
+    budget around one)."""
+    inner = getattr(teacher, "model", None)
+    if inner is not None and getattr(teacher, "passes_consequences", False):
+        return takes_consequences(inner)
+    prefer = getattr(teacher, "prefer", None)
+    if prefer is None:
+        return False
+    try:
+        parameters = inspect.signature(prefer).parameters
+    except (TypeError, ValueError):
+        return False
+    return "a_after" in parameters and "b_after" in parameters
 
 
 def teacher_verb(teacher: Any, algo: str) -> str:
@@ -541,7 +625,7 @@ class PrefSAC(PreferenceLearner):
         return max(self.segment_length, 5000 // env.num_envs)
 
     def first_round_at(self) -> int:
-        return max(self.segment_length * self.env.num_envs, self.unsupervised_steps)
+        return max(super().first_round_at(), self.unsupervised_steps)
 
     def _reward(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
         if not self.reward_model.fitted and self.unsupervised_steps:
@@ -619,5 +703,6 @@ class TrueSAC(PrefSAC):
     uses_feedback = False
 
 
-# The goal learners for PointGoal (lang-goal, pref-goal) join the same --algo registry.
-from feedbackgym.agents import corrections  # noqa: E402, F401
+# The goal learners for PointGoal (lang-goal, pref-goal) and the return-decomposition learners
+# (rrd-ppo, rrd-sac) join the same --algo registry.
+from feedbackgym.agents import corrections, redistribution  # noqa: E402, F401

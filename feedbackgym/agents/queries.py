@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
-from feedbackgym.feedback.base import Segments, check_choice
+from feedbackgym.feedback.base import Segments, check_choice, check_int
 from feedbackgym.feedback.reward_model import RewardModel
 
 QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
@@ -122,6 +122,19 @@ def pair_scores(model: RewardModel, groups: list[Segments], strategy: str) -> np
     return scores / (m * (m - 1) / 2)
 
 
+def split_segments(segments: Segments, length: int) -> tuple[Segments, Segments]:
+    """The first ``length`` steps of each segment, and the steps after them."""
+
+    def part(cut: slice) -> Segments:
+        return Segments(
+            segments.rewards[:, cut],
+            None if segments.obs is None else segments.obs[:, cut],
+            None if segments.actions is None else segments.actions[:, cut],
+        )
+
+    return part(slice(None, length)), part(slice(length, None))
+
+
 def select_queries(
     pool: SegmentPool,
     n: int,
@@ -131,18 +144,25 @@ def select_queries(
     model: RewardModel | None,
     rng: np.random.Generator,
     oversample: int = 10,
+    after: int = 0,
 ) -> list[Segments]:
     """``n`` queries of ``m`` segments each (``m`` batches of ``n`` segments).
 
     ``uniform`` draws them at random from the pool; ``disagreement`` and ``entropy`` draw
     ``oversample * n`` candidates and keep the ``n`` the ensemble is least sure about (before
     the model is first fitted they fall back to uniform).
+
+    ``after > 0`` (for hindsight teachers): each segment comes with the ``after`` steps of the
+    same env that followed it, so segments are ``length + after`` steps long (split them with
+    :func:`split_segments`); the ensemble scores only their first ``length`` steps.
     """
     check_choice("query", strategy, QUERY_STRATEGIES)
+    after = check_int("after", after, 0)
     active = strategy != "uniform" and model is not None and model.fitted
     size = n * oversample if active else n
-    groups = [pool.sample(size, length, rng) for _ in range(m)]
+    groups = [pool.sample(size, length + after, rng) for _ in range(m)]
     if not active:
         return groups
-    keep = np.argsort(-pair_scores(model, groups, strategy), kind="stable")[:n]
+    seen = [split_segments(g, length)[0] for g in groups] if after else groups
+    keep = np.argsort(-pair_scores(model, seen, strategy), kind="stable")[:n]
     return [g.take(keep) for g in groups]

@@ -106,6 +106,10 @@ def register_envs() -> None:
             entry_point="feedbackgym.envs.point_goal:PointGoalEnv",
             max_episode_steps=100,
         )
+    if f"{NAMESPACE}/DelayedConsequence-v0" not in gym.registry:  # hindsight vs foresight
+        gym.register(
+            f"{NAMESPACE}/DelayedConsequence-v0", "feedbackgym.envs.hindsight:DelayedConsequenceEnv"
+        )
 
 
 def describe(env_id: str) -> str:

@@ -164,14 +164,30 @@ class Budget(FeedbackModel):
         self.refused += n - asked
         self._count(n, asked)
 
-    def prefer(self, a: Segments | np.ndarray, b: Segments | np.ndarray) -> np.ndarray:
+    #: A hindsight model inside is shown what followed each segment (``a_after``, ``b_after``).
+    passes_consequences = True
+
+    def prefer(
+        self,
+        a: Segments | np.ndarray,
+        b: Segments | np.ndarray,
+        a_after: Segments | np.ndarray | None = None,
+        b_after: Segments | np.ndarray | None = None,
+    ) -> np.ndarray:
         """Labels from the model for the pairs that fit in the budget; NaN for the rest."""
         a, b = as_segments(a), as_segments(b)
         n = len(a)
         fit = self._allow(n)
         labels = np.full(n, np.nan)
         if fit:
-            labels[:fit] = self.model.prefer(a.take(np.arange(fit)), b.take(np.arange(fit)))
+            first = np.arange(fit)
+            after = {}
+            if a_after is not None and b_after is not None:
+                after = {
+                    "a_after": as_segments(a_after).take(first),
+                    "b_after": as_segments(b_after).take(first),
+                }
+            labels[:fit] = self.model.prefer(a.take(first), b.take(first), **after)
         self._done(fit, n)
         self._record("prefer", lambda: {"a": a.to_dict(), "b": b.to_dict()}, labels)
         return labels

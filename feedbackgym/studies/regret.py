@@ -27,10 +27,20 @@ from feedbackgym.agents import AGENTS
 from feedbackgym.agents.base import default_metric, env_horizon
 from feedbackgym.envs import registered_ids
 from feedbackgym.errors import ConfigError, check_positive_int
+from feedbackgym.feedback.delayed_bandit import DelayedFeedbackEnv, delay_spec, parse_delay
 from feedbackgym.registry import check_kwargs
 
 #: Fields that fix the numbers of a cell; a DIR holding a study with other values is refused.
-STUDY_KEY = ("env", "env_kwargs", "horizon", "seed", "runs_per_cell", "n_checkpoints", "metric")
+STUDY_KEY = (
+    "env",
+    "env_kwargs",
+    "horizon",
+    "seed",
+    "runs_per_cell",
+    "n_checkpoints",
+    "metric",
+    "delay",
+)
 
 
 @dataclass
@@ -51,6 +61,9 @@ class RegretStudy:
     :param metric: the regret notion, one of the env's ``regret_metrics`` (None: the first that
         applies, as in ``learn``: ``copeland`` on a dueling env without a Condorcet winner).
         Metric "regret" is read from ``info["regret"]``, any other "m" from ``info["regret_m"]``.
+    :param delay: a delay spec (``fixed:50``, ``geometric:0.01``, ``uniform:10-200``,
+        ``batched:500``): every run's feedback reaches its agent that late
+        (:class:`~feedbackgym.feedback.delayed_bandit.DelayedFeedbackEnv`); None: no delay.
     """
 
     env: str
@@ -63,6 +76,7 @@ class RegretStudy:
     runs_per_cell: int = 100
     n_checkpoints: int = 100
     metric: str | None = None
+    delay: str | None = None
 
     @property
     def info_key(self) -> str:
@@ -84,6 +98,8 @@ class RegretStudy:
         self.n_checkpoints = check_positive_int("n_checkpoints", self.n_checkpoints)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        delay = parse_delay(self.delay)
+        self.delay = None if delay is None else delay_spec(delay)
         if not isinstance(self.env_kwargs, dict):
             raise ConfigError(f"env kwargs must be a JSON object, got {self.env_kwargs!r}")
         if not self.agents:
@@ -122,6 +138,8 @@ class RegretStudy:
     def cells(self) -> list[Cell]:
         """The grid of cells, agents outermost."""
         base = {k: v for k, v in self.config().items() if k in STUDY_KEY}
+        if base.get("delay") is None:  # undelayed cells keep the names they always had
+            base.pop("delay", None)
         checkpoints = self.checkpoints().tolist()
         cells = []
         for agent in self.agents:
@@ -144,6 +162,7 @@ class RegretStudy:
                         agent_seed=int(seeds[1]),
                         checkpoints=checkpoints,
                         metric=self.info_key,
+                        delay=self.delay,
                         name=f"{agent}__runs{start:06d}-{stop:06d}__{digest}",
                     )
                 )
@@ -167,6 +186,7 @@ class Cell:
     metric: str  # the info key summed into regret
     name: str
     threads: int = 0  # numba threads in the process that runs it (0: leave as is)
+    delay: str | None = None  # delay spec of the feedback (None: none)
 
     @property
     def runs(self) -> int:
@@ -213,6 +233,10 @@ def run_cell(cell: Cell, callback: Callable[[int], None] | None = None) -> dict[
 
         numba.set_num_threads(cell.threads)
     env = make_env(cell.env, cell.runs, cell.env_kwargs, cell.horizon)
+    if cell.delay is not None:
+        # the delays' own stream: a zero delay leaves every number as without delay
+        delay_seed = int(np.random.SeedSequence([cell.env_seed, 1]).generate_state(1)[0])
+        env = DelayedFeedbackEnv(env, parse_delay(cell.delay), seed=delay_seed)
     agent = AGENTS.get(cell.agent).from_env(env, cell.agent_seed, **cell.agent_kwargs)
     per_pull = None if callback is None else (lambda steps: callback(steps * cell.runs))
     start = time.perf_counter()

@@ -27,7 +27,8 @@ class TrainConfig:
     """Everything that defines a training run (the keys of its ``config.yaml``).
 
     :param env: a Gymnasium id (``module:ID`` imports ``module`` first).
-    :param algo: a registered learner: pref-ppo, pref-sac, ppo, sac, lang-goal, pref-goal.
+    :param algo: a registered learner: pref-ppo, pref-sac, ppo, sac, lang-goal, pref-goal,
+        rrd-ppo, rrd-sac (from a delayed reward, see ``reward_delay``).
     :param timesteps: environment steps in all (over every parallel env).
     :param teacher: a registered feedback model the algo can learn from (None: the algo's
         default, ``oracle`` or, for lang-goal, ``language``).
@@ -48,6 +49,10 @@ class TrainConfig:
     :param eval_episodes: episodes per evaluation (>= 20 for the final one).
     :param checkpoint_every: timesteps between checkpoints (0: five per run).
     :param threads: torch CPU threads.
+    :param reward_delay: how late the training envs' reward arrives (None: every step):
+        ``episode-end`` (the return at the last step) or ``lag:DELAY[:ARGS]`` (each reward
+        after a delay, e.g. ``lag:geometric:0.1``, ``lag:fixed:10``); see
+        :mod:`feedbackgym.feedback.delayed_rewards`. Evaluation always scores the true reward.
     :param progress: show a progress bar.
     """
 
@@ -70,6 +75,7 @@ class TrainConfig:
     eval_episodes: int = 20
     checkpoint_every: int = 0
     threads: int = 1
+    reward_delay: str | None = None
     progress: bool = True
 
     @classmethod
@@ -93,6 +99,10 @@ class TrainConfig:
                 raise ConfigError(f"{source}: {f.name} must be an integer, got {value!r}")
             if expected is str and not isinstance(value, str):
                 raise ConfigError(f"{source}: {f.name} must be a string, got {value!r}")
+        if self.reward_delay is not None:
+            from feedbackgym.feedback.delayed_rewards import parse_reward_delay
+
+            parse_reward_delay(self.reward_delay)  # a bad spec is a one-line ConfigError
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -135,18 +145,23 @@ def check_env_id(env_id: str) -> Any:
         ) from None
 
 
-def make_env(config: TrainConfig, n_envs: int, seed: int) -> Any:
+def make_env(config: TrainConfig, n_envs: int, seed: int, delayed: bool = True) -> Any:
     """An SB3 VecEnv of ``n_envs`` copies of the run's env, each seeded ``seed + i`` (what SB3's
-    ``make_vec_env`` does, without its request for ``rgb_array`` rendering)."""
+    ``make_vec_env`` does, without its request for ``rgb_array`` rendering); with the run's
+    ``reward_delay`` unless ``delayed`` is False (evaluation scores the true reward)."""
     import gymnasium
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
+    from feedbackgym.feedback.delayed_rewards import parse_reward_delay
+
     check_env_id(config.env)
+    delay = parse_reward_delay(config.reward_delay) if delayed and config.reward_delay else None
 
     def build(rank: int) -> Any:
         def make() -> Any:
-            env = Monitor(gymnasium.make(config.env, **config.env_kwargs))
+            env = gymnasium.make(config.env, **config.env_kwargs)
+            env = Monitor(env if delay is None else delay(env, seed + rank))
             env.action_space.seed(seed + rank)
             return env
 
@@ -173,7 +188,8 @@ def make_teacher(config: TrainConfig) -> Any:
             raise ConfigError(
                 f"algo {config.algo!r} trains on the true reward and takes no teacher or "
                 f"labels (got teacher={config.teacher!r}, labels={config.labels}); "
-                f"use pref-{config.algo} to learn from a teacher"
+                "use a learner from feedback (pref-ppo, pref-sac, lang-goal, pref-goal) to learn "
+                "from a teacher"
             )
         return None
     if config.labels < 1:
@@ -255,7 +271,7 @@ class Evaluator:
     def __init__(self, config: TrainConfig, episodes: int) -> None:
         self.episodes = check_positive_int("eval_episodes", episodes)
         self.seed = 10**6 + 1000 * config.seed
-        self.env = make_env(config, self.episodes, self.seed)
+        self.env = make_env(config, self.episodes, self.seed, delayed=False)
 
     def __call__(self, learner: Any) -> dict[str, float]:
         env = self.env

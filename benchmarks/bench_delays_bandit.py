@@ -1,0 +1,124 @@
+"""Regret against mean delay, per agent, with the additive delay term of the theory (issue 9).
+
+Instance: Bernoulli, K = 5, means (0.9, 0.8, 0.7, 0.6, 0.5), T = 3,000, geometric delays of mean
+0 .. 200. Joulani, Gyorgy & Szepesvari (2013) bound the regret under delays by the undelayed
+regret plus ``sum_i Delta_i E[tau]``: regret(tau) ~ regret(0) + c E[tau], c = sum_i Delta_i. We fit
+the slope of final regret against E[tau] per agent and report slope / c, draw the theory line on
+``delays_bandit.png``, and time the delayed study against the undelayed one (same agents, runs).
+
+    .venv/bin/python benchmarks/bench_delays_bandit.py            # full (a couple of minutes)
+    .venv/bin/python benchmarks/bench_delays_bandit.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import update_section  # noqa: E402
+
+from feedbackgym.studies import RegretStudy, run_study  # noqa: E402
+
+MEANS = [0.9, 0.8, 0.7, 0.6, 0.5]
+THEORY_C = sum(max(MEANS) - m for m in MEANS)  # sum of the gaps
+AGENTS = ["ucb1", "kl-ucb", "thompson", "delayed-ucb", "qpmd"]
+MEAN_DELAYS = [0, 25, 50, 100, 200]
+
+
+def spec(mean: float) -> str | None:
+    return None if mean == 0 else f"geometric:{1.0 / (mean + 1.0):.6g}"  # mean (1 - p) / p
+
+
+def run(delay: str | None, horizon: int, runs: int, out: Path) -> tuple[dict[str, float], float]:
+    study = RegretStudy(
+        env="feedbackgym/BernoulliBandit-v0",
+        env_kwargs={"means": MEANS},
+        agents=AGENTS,
+        horizon=horizon,
+        runs=runs,
+        seed=0,
+        runs_per_cell=runs,
+        n_checkpoints=20,
+        delay=delay,
+    )
+    start = time.perf_counter()
+    rows = run_study(study, out, progress=False)
+    wall = time.perf_counter() - start
+    return {r["agent"]: r["final_regret_mean"] for r in rows}, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    horizon, runs = (600, 10) if args.quick else (3000, 50)
+    finals: dict[float, dict[str, float]] = {}
+    walls: dict[float, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, mean in enumerate(MEAN_DELAYS):
+            finals[mean], walls[mean] = run(spec(mean), horizon, runs, Path(tmp) / str(i))
+        # fixed:0 goes through the delayed path with no delay: its cost over plain is the overhead
+        _, wall_zero = run("fixed:0", horizon, runs, Path(tmp) / "zero")
+    x = np.array(MEAN_DELAYS, dtype=float)
+    lines = [
+        "## Delayed feedback: final regret against mean delay (bench_delays_bandit.py)",
+        "",
+        f"Bernoulli means {MEANS}, T = {horizon}, {runs} runs per agent, geometric delays. "
+        f"Theory (Joulani et al. 2013): regret(tau) <= regret(0) + c E[tau], c = sum of gaps "
+        f"= {THEORY_C:.2f}. Slope: least squares fit of final regret on E[tau].",
+        "",
+        "| agent | " + " | ".join(f"E[tau]={m:g}" for m in MEAN_DELAYS) + " | slope | slope / c |",
+        "|---|" + "---|" * (len(MEAN_DELAYS) + 2),
+    ]
+    slopes = {}
+    for agent in AGENTS:
+        y = np.array([finals[m][agent] for m in MEAN_DELAYS])
+        slope = float(np.polyfit(x, y, 1)[0])
+        slopes[agent] = slope
+        cells = " | ".join(f"{v:.1f}" for v in y)
+        lines.append(f"| {agent} | {cells} | {slope:.2f} | {slope / THEORY_C:.2f} |")
+    speed = walls[0] / np.array([walls[m] for m in MEAN_DELAYS[1:]])
+    lines += [
+        "",
+        f"Study wall time: undelayed {walls[0]:.1f} s; fixed:0 through the delayed path "
+        f"{wall_zero:.1f} s (speed ratio {walls[0] / wall_zero:.2f}); geometric delays "
+        + ", ".join(f"E[tau]={m:g}: {walls[m]:.1f} s" for m in MEAN_DELAYS[1:])
+        + f" (speed ratio delayed/undelayed {speed.min():.2f} .. {speed.max():.2f}; "
+        "target >= 0.5).",
+        "",
+        "![regret vs delay](delays_bandit.png)",
+    ]
+    update_section("bench_delays_bandit", "\n".join(lines))
+    plot(x, finals, Path(__file__).with_name("delays_bandit.png"), horizon)
+    print("\n".join(lines))
+
+
+def plot(x: np.ndarray, finals: dict[float, dict[str, float]], path: Path, horizon: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for agent in AGENTS:
+        y = [finals[m][agent] for m in MEAN_DELAYS]
+        (line,) = ax.plot(x, y, "o-", label=agent)
+        ax.plot(x, y[0] + THEORY_C * x, ":", color=line.get_color(), alpha=0.6)
+    ax.plot([], [], "k:", label=f"regret(0) + {THEORY_C:.1f} E[tau] (theory)")
+    ax.set_xlabel("mean delay E[tau] (steps)")
+    ax.set_ylabel(f"regret at T = {horizon}")
+    ax.legend(fontsize=8)
+    ax.set_title("Final regret against mean feedback delay")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

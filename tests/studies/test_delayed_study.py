@@ -1,0 +1,80 @@
+"""Regret studies with delayed feedback: fixed:0 is no delay, resume delivers exactly once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from feedbackgym.errors import ConfigError
+from feedbackgym.studies import RegretStudy, run_study, runner
+from tests.conftest import EASY_MEANS
+
+
+def study(**overrides) -> RegretStudy:
+    config = dict(
+        env="feedbackgym/BernoulliBandit-v0",
+        env_kwargs={"means": EASY_MEANS},
+        agents=["ucb1", "delayed-ucb"],
+        horizon=300,
+        runs=12,
+        seed=3,
+        runs_per_cell=6,
+    )
+    config.update(overrides)
+    return RegretStudy(**config)
+
+
+def test_fixed_zero_delay_gives_byte_identical_csvs(tmp_path) -> None:
+    run_study(study(), tmp_path / "plain", progress=False)
+    run_study(study(delay="fixed:0"), tmp_path / "zero", progress=False)
+    for name in ("regret.csv",):
+        assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "zero" / name).read_bytes()
+    plain = (tmp_path / "plain" / "summary.csv").read_text().splitlines()
+    zero = (tmp_path / "zero" / "summary.csv").read_text().splitlines()
+    strip = lambda rows: [",".join(r.split(",")[:6]) for r in rows]  # noqa: E731 (no wall time)
+    assert strip(plain) == strip(zero)
+
+
+def test_interrupted_delayed_study_resumes_to_the_same_numbers(tmp_path, monkeypatch) -> None:
+    delayed = dict(delay="geometric:0.1")
+    run_study(study(**delayed), tmp_path / "whole", progress=False)
+    calls = {"n": 0}
+    real = runner.run_cell
+
+    def dies_after_two(cell, callback=None):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return real(cell, callback)
+
+    monkeypatch.setattr(runner, "run_cell", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study(**delayed), tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(runner, "run_cell", real)
+    run_study(study(**delayed), tmp_path / "resumed", progress=False)
+    whole = (tmp_path / "whole" / "regret.csv").read_bytes()
+    assert (tmp_path / "resumed" / "regret.csv").read_bytes() == whole
+    with pytest.raises(ConfigError, match="delay"):
+        run_study(study(delay="fixed:5"), tmp_path / "resumed", progress=False)
+
+
+def test_delay_changes_the_numbers(tmp_path) -> None:
+    run_study(study(agents=["ucb1"]), tmp_path / "a", progress=False)
+    run_study(study(agents=["ucb1"], delay="fixed:20"), tmp_path / "b", progress=False)
+    assert (tmp_path / "a" / "regret.csv").read_bytes() != (
+        tmp_path / "b" / "regret.csv"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize("spec", ["geometric:1.5", "fixed:-1", "uniform:9-3", "gamma:2"])
+def test_cli_bad_delay_exits_2_with_one_line(tmp_path, spec) -> None:
+    out = str(tmp_path / "o")
+    args = [sys.executable, "-m", "feedbackgym", "regret", "--env",
+            "feedbackgym/BernoulliBandit-v0", "--agents", "ucb1", "--horizon", "10",
+            "--runs", "2", "--out", out, "--delay", spec, "--no-progress"]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "delay" in done.stderr
+    assert not (tmp_path / "o").exists()

@@ -128,7 +128,10 @@ BAD = [  # flags to change, what the one-line error must say
     ({"env": "feedbackgym/Nope-v0"}, "unknown env 'feedbackgym/Nope-v0'"),
     ({"env": "no_such_module:Foo-v0"}, "module 'no_such_module' cannot be imported"),
     ({"algo": "pref-dqn"}, "unknown algo 'pref-dqn'"),
-    ({"algo": "ppo2"}, "valid: lang-goal, ppo, pref-goal, pref-ppo, pref-sac, rrd-ppo, rrd-sac, sac"),
+    (
+        {"algo": "ppo2"},
+        "valid: lang-goal, ppo, pref-goal, pref-ppo, pref-sac, rrd-ppo, rrd-sac, sac",
+    ),
     ({"teacher": "oracel"}, "unknown feedback model 'oracel' (did you mean 'oracle'?); valid:"),
     ({"query": "random"}, "query must be one of 'uniform', 'disagreement', 'entropy'"),
     ({"teacher": "tamer"}, "was given a score teacher; valid teachers: "),

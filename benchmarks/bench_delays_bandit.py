@@ -27,7 +27,7 @@ from feedbackgym.studies import RegretStudy, run_study  # noqa: E402
 
 MEANS = [0.9, 0.8, 0.7, 0.6, 0.5]
 THEORY_C = sum(max(MEANS) - m for m in MEANS)  # sum of the gaps
-AGENTS = ["ucb1", "kl-ucb", "thompson", "delayed-ucb", "qpmd"]
+AGENTS = ["ucb1", "kl-ucb", "thompson", "delayed-ucb", "qpmd", "delayed-ts", "batched-ts"]
 MEAN_DELAYS = [0, 25, 50, 100, 200]
 
 

@@ -87,6 +87,7 @@ BAD = [  # flags to change (TEMPLATES: a file of that text), what the one-line e
     ),
 ]
 
+
 @pytest.mark.parametrize(("flags", "message"), BAD)
 def test_bad_input_exits_2_with_one_line_before_writing(cli, tmp_path, flags, message):
     flags = dict(flags)

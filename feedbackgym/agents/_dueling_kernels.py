@@ -1073,3 +1073,31 @@ def sparring_ranking_update(
             set_gamma_constants(alpha, n, a, successes[n, a] + 1.0)
             set_gamma_constants(beta, n, a, failures[n, a] + 1.0)
     return True
+
+
+@njit(cache=True, error_model="numpy")
+def rmed_record_arrived(
+    W: np.ndarray, div: np.ndarray, actions: np.ndarray, outcomes: np.ndarray, mask: np.ndarray
+) -> bool:
+    """Record every duel ``mask[n, s]`` of a delayed env's arrivals (``actions`` ``(n, m, 2)``)
+    in W and refresh I for the arms dueled; False (and no change) unless outcomes are 0/1."""
+    n_runs, m = mask.shape
+    for n in range(n_runs):
+        for s in range(m):
+            if mask[n, s] and outcomes[n, s] != 0.0 and outcomes[n, s] != 1.0:
+                return False
+    for n in range(n_runs):
+        for s in range(m):
+            if not mask[n, s]:
+                continue
+            i = actions[n, s, 0]
+            j = actions[n, s, 1]
+            if outcomes[n, s] == 1.0:
+                W[n, i, j] += 1.0
+            else:
+                W[n, j, i] += 1.0
+        for s in range(m):
+            if mask[n, s]:
+                div[n, actions[n, s, 0]] = _divergence(W, n, actions[n, s, 0])
+                div[n, actions[n, s, 1]] = _divergence(W, n, actions[n, s, 1])
+    return True

@@ -279,3 +279,61 @@ def beta_draws(alpha: np.ndarray, beta: np.ndarray, state: np.ndarray, out: np.n
             x = _gamma(state, 0, alpha[0, k, 0], alpha[0, k, 1])
             y = _gamma(state, 0, beta[0, k, 0], beta[0, k, 1])
             out[i, k] = x / (x + y)
+
+
+@njit(cache=True, error_model="numpy")
+def count_update_arrived(
+    counts: np.ndarray, sums: np.ndarray, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray
+) -> int:
+    """:func:`count_update` for every item ``mask[n, j]`` of a delayed env's arrivals.
+
+    Slots are counted in order (j outer), so sums come out as slot-by-slot updates give them.
+    Returns the number of slots holding an item of some run.
+    """
+    filled = 0
+    for j in range(mask.shape[1]):
+        any_item = False
+        for n in range(mask.shape[0]):
+            if mask[n, j]:
+                any_item = True
+                counts[n, actions[n, j]] += 1.0
+                sums[n, actions[n, j]] += rewards[n, j]
+        filled += any_item
+    return filled
+
+
+@njit(cache=True, error_model="numpy")
+def beta_posterior_update_arrived(
+    counts: np.ndarray,
+    sums: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    mask: np.ndarray,
+) -> int:
+    """:func:`beta_posterior_update` for every item ``mask[n, j]`` (slots in order).
+
+    Returns the number of slots holding an item of some run, or -1 (and changes nothing) when
+    some reward is not 0 or 1.
+    """
+    for j in range(mask.shape[1]):
+        for n in range(mask.shape[0]):
+            if mask[n, j] and rewards[n, j] != 0.0 and rewards[n, j] != 1.0:
+                return -1
+    filled = 0
+    for j in range(mask.shape[1]):
+        any_item = False
+        for n in range(mask.shape[0]):
+            if not mask[n, j]:
+                continue
+            any_item = True
+            k = actions[n, j]
+            counts[n, k] += 1.0
+            if rewards[n, j] == 1.0:
+                sums[n, k] += 1.0
+                set_gamma_constants(alpha, n, k, sums[n, k] + 1.0)
+            else:
+                set_gamma_constants(beta, n, k, counts[n, k] - sums[n, k] + 1.0)
+        filled += any_item
+    return filled

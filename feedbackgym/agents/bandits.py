@@ -24,6 +24,34 @@ class _CountingAgent(BanditAgent):
         _kernels.count_update(self.counts, self.sums, actions, np.asarray(rewards, np.float64))
         self.t += 1
 
+    def update_arrived(self, arrived: dict[str, Any], extras: Any = None) -> None:
+        """All of a delayed env's arrivals at once: counts and sums of the items' (run, arm)
+        pairs, in slot order (as slot-by-slot :meth:`update_masked` calls leave them); ``t``
+        counts each slot that holds an item, as those calls do."""
+        mask = np.asarray(arrived["mask"], dtype=np.bool_)
+        if mask.shape[1]:
+            self.t += self._learn_items(
+                np.asarray(arrived["actions"], np.int64),
+                np.asarray(arrived["rewards"], np.float64),
+                mask,
+            )
+
+    def update_masked(
+        self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
+    ) -> None:
+        """:meth:`update` for the runs where ``mask`` is True only (native: no save/restore)."""
+        self._learn_items(
+            np.asarray(actions, np.int64)[:, None],
+            np.asarray(rewards, np.float64)[:, None],
+            np.asarray(mask, dtype=np.bool_)[:, None],
+        )
+        self.t += 1  # one call, as ``update``
+
+    def _learn_items(self, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> int:
+        """Learn the items ``mask[n, j]`` (arrays ``(n_runs, m)``); return how many slots held
+        one. ``t`` is left to the caller."""
+        return int(_kernels.count_update_arrived(self.counts, self.sums, actions, rewards, mask))
+
 
 @register_agent("epsilon-greedy")
 class EpsilonGreedy(_CountingAgent):
@@ -128,6 +156,11 @@ class KLUCB(_CountingAgent):
         super().update(actions, rewards, obs)
         self._index_cache[self._rows, actions, 0] = -1.0  # the pulled arm's index is stale
 
+    def _learn_items(self, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> int:
+        rows, slots = np.nonzero(mask)
+        self._index_cache[rows, actions[rows, slots], 0] = -1.0
+        return super()._learn_items(actions, rewards, mask)
+
     def predict(self, obs: Any = None) -> np.ndarray:
         log_t = math.log(max(self.t, 1))
         _kernels.kl_ucb_choose(
@@ -192,6 +225,16 @@ class ThompsonSampling(_CountingAgent):
             raise ConfigError("thompson prior 'beta' needs rewards in {0, 1}")
         self.t += 1
 
+    def _learn_items(self, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> int:
+        if self.prior != "beta":
+            return super()._learn_items(actions, rewards, mask)
+        filled = _kernels.beta_posterior_update_arrived(
+            self.counts, self.sums, self._alpha, self._beta, actions, rewards, mask
+        )
+        if filled < 0:
+            raise ConfigError("thompson prior 'beta' needs rewards in {0, 1}")
+        return int(filled)
+
     def predict(self, obs: Any = None) -> np.ndarray:
         if self.prior == "beta":
             _kernels.beta_thompson_choose(self._alpha, self._beta, self._streams, self._out)
@@ -241,6 +284,29 @@ class EXP3(BanditAgent):
         p = np.maximum(self._probs[self._rows, actions], 1e-12)
         self.loss_estimates[self._rows, actions] += (1.0 - rewards) / p
         self.t += 1
+
+    def update_arrived(self, arrived: dict[str, Any], extras: Any = None) -> None:
+        """All arrivals at once: the items' loss estimates added in slot order (as slot-by-slot
+        updates add them), weighted by today's probabilities; ``t`` counts each filled slot."""
+        mask = np.asarray(arrived["mask"], dtype=np.bool_)
+        slots, rows = np.nonzero(mask.T)  # slot-major: the order slot-by-slot updates take
+        if rows.size:
+            self._learn_items(
+                rows, arrived["actions"][rows, slots], arrived["rewards"][rows, slots]
+            )
+            self.t += int(mask.any(axis=0).sum())
+
+    def update_masked(
+        self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
+    ) -> None:
+        """:meth:`update` for the runs where ``mask`` is True only (native: no save/restore)."""
+        rows = np.flatnonzero(mask)
+        self._learn_items(rows, np.asarray(actions)[rows], np.asarray(rewards)[rows])
+        self.t += 1
+
+    def _learn_items(self, rows: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        p = np.maximum(self._probs[rows, actions], 1e-12)
+        np.add.at(self.loss_estimates, (rows, actions), (1.0 - np.asarray(rewards)) / p)
 
 
 class _LinearAgent(BanditAgent):
@@ -342,4 +408,3 @@ class LinearThompsonSampling(_LinearAgent):
         z = self.rng.standard_normal((self.n_runs, self.dim))
         theta = self.theta_hat + self.v * np.einsum("nij,nj->ni", chol, z)
         return np.einsum("nkd,nd->nk", x, theta).argmax(axis=1)
-

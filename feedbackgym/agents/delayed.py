@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from feedbackgym.agents.base import AGENTS, BanditAgent, _init_params, register_agent
-from feedbackgym.errors import ConfigError, check_range
+from feedbackgym.agents.dueling import DuelingAgent
+from feedbackgym.errors import ConfigError, check_positive_int, check_range
 
 
 @register_agent("delayed-ucb")
@@ -159,3 +160,331 @@ class QueuedDelayReduction(BanditAgent):
         """As :meth:`BanditAgent.from_env`; the base agent must also fit the env."""
         AGENTS.get(params.get("base", "ucb1")).check_env(env)
         return super().from_env(env, seed=seed, **params)
+
+
+def _beta_or_gaussian(prior: str, reward_family: str | None, name: str) -> str:
+    """The posterior model of a Thompson-sampling agent (as ``thompson``'s ``prior``)."""
+    if prior not in ("auto", "beta", "gaussian"):
+        raise ConfigError(f"prior must be one of auto, beta, gaussian, got {prior!r}")
+    if prior == "auto":
+        prior = "beta" if reward_family == "bernoulli" else "gaussian"
+    if prior == "beta" and reward_family not in ("bernoulli", None):
+        raise ConfigError(
+            f"{name} prior 'beta' needs 0/1 rewards but the env's are {reward_family}; "
+            "use prior 'gaussian'"
+        )
+    return prior
+
+
+def _check_binary(rewards: np.ndarray, name: str) -> None:
+    if not np.all((rewards == 0.0) | (rewards == 1.0)):
+        raise ConfigError(f"{name} prior 'beta' needs rewards in {{0, 1}}")
+
+
+@register_agent("delayed-ts")
+class DelayedThompsonSampling(BanditAgent):
+    """Thompson sampling that hallucinates the outcomes of its outstanding pulls.
+
+    Plain Thompson sampling already runs under delays by sampling from the posterior of the
+    rewards received so far (Chapelle & Li 2011, "An Empirical Evaluation of Thompson
+    Sampling", Section 4: delayed, batched updates); its extra regret is the additive
+    ``sum_i Delta_i E[tau]`` of Joulani, Gyorgy & Szepesvari (2013), spent re-pulling arms whose
+    earlier pulls have not reported yet. This agent also counts, per arm, the pulls still
+    pending, ``P_i``, and treats them as observed at the current posterior mean: the posterior
+    keeps its mean but is as concentrated as if the ``P_i`` outcomes had arrived (the
+    *hallucinated* observations of GP-BUCB, Desautels, Krause & Burdick 2014, "Parallelizing
+    Exploration-Exploitation Tradeoffs in Gaussian Process Bandit Optimization", JMLR, which do
+    exactly this for pending batch evaluations). Beta model: theta_i ~ Beta(1 + S_i + h P_i m_i,
+    1 + F_i + h P_i (1 - m_i)), m_i = (1 + S_i) / (2 + n_i); Gaussian model: theta_i ~
+    N(S_i / (n_i + 1), sigma^2 / (n_i + h P_i + 1)). An arm with many pulls on the way is thus
+    sampled less often far from its mean, so fewer redundant pulls go to a suboptimal arm while
+    its feedback is outstanding (the source of the additive delay term); ``h = 0`` is plain
+    Thompson sampling. Without delay ``P_i = 0`` at every decision, and the agent is Thompson
+    sampling (with numpy's Beta sampler, so not the same draws as ``thompson``). Deviation from
+    GP-BUCB: no confidence-ratio correction of the hallucinated variance (an index policy would
+    need one; a posterior sampler keeps its mean unbiased without it). Pulls whose feedback
+    expires (due after the horizon) stay pending.
+
+    :param hallucinate: weight h in [0, 1] of a pending pull (1: a full observation).
+    :param prior: "auto", "beta" or "gaussian" (as ``thompson``).
+    :param sigma: scale of the Gaussian model, > 0.
+    :param reward_family: filled in from the env by ``from_env`` (used by ``prior="auto"``).
+    """
+
+    def __init__(
+        self,
+        n_arms: int,
+        n_runs: int = 1,
+        seed: int | None = None,
+        hallucinate: float = 1.0,
+        prior: str = "auto",
+        sigma: float = 1.0,
+        reward_family: str | None = "bernoulli",
+    ) -> None:
+        self.hallucinate = check_range("hallucinate", hallucinate, 0.0, 1.0)
+        self.prior = _beta_or_gaussian(prior, reward_family, "delayed-ts")
+        self.sigma = check_range("sigma", sigma, 0.0, low_open=True)
+        super().__init__(n_arms, n_runs, seed)
+
+    def reset(self) -> None:
+        super().reset()
+        self.counts = np.zeros((self.n_runs, self.n_arms))
+        self.sums = np.zeros((self.n_runs, self.n_arms))
+        self.pending = np.zeros((self.n_runs, self.n_arms))
+
+    def predict(self, obs: Any = None) -> np.ndarray:
+        extra = self.hallucinate * self.pending
+        if self.prior == "beta":
+            mean = (1.0 + self.sums) / (2.0 + self.counts)
+            a = 1.0 + self.sums + extra * mean
+            b = 1.0 + (self.counts - self.sums) + extra * (1.0 - mean)
+            theta = self.rng.beta(a, b)
+        else:
+            mean = self.sums / (self.counts + 1.0)
+            std = self.sigma / np.sqrt(self.counts + extra + 1.0)
+            theta = mean + std * self.rng.standard_normal(mean.shape)
+        actions = theta.argmax(axis=1)
+        self.pending[self._rows, actions] += 1
+        return actions
+
+    def update(self, actions: np.ndarray, rewards: np.ndarray, obs: Any = None) -> None:
+        self.update_masked(actions, rewards, obs, np.ones(self.n_runs, dtype=bool))
+
+    def update_masked(
+        self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
+    ) -> None:
+        rows = self._rows[mask]
+        arms = np.asarray(actions, dtype=np.int64)[mask]
+        got = np.asarray(rewards, dtype=np.float64)[mask]
+        if self.prior == "beta":
+            _check_binary(got, "delayed-ts")
+        np.add.at(self.counts, (rows, arms), 1.0)
+        np.add.at(self.sums, (rows, arms), got)
+        np.subtract.at(self.pending, (rows, arms), 1.0)
+        np.maximum(self.pending, 0.0, out=self.pending)
+        self.t += 1
+
+
+@register_agent("batched-ts")
+class BatchedThompsonSampling(BanditAgent):
+    """Thompson sampling whose posterior changes only at batch boundaries.
+
+    The batched bandit of Perchet, Rigollet, Chassang & Snowberg (2016), "Batched bandit
+    problems" (Annals of Statistics): the policy may change only at the ends of batches, and
+    the outcomes of a batch are seen together at its end (as in an Adyen-style pipeline that
+    ships the day's logs at midnight: ``--delay batched:PERIOD``). Within a batch the agent
+    draws a fresh sample per step from the posterior frozen at the last boundary (batched
+    Thompson sampling with a fixed grid, Kalkanli & Ozgur 2021, "Batched Thompson Sampling",
+    NeurIPS; Chapelle & Li 2011 ran TS this way). Feedback that arrives inside a batch is
+    staged and folded in at the next boundary, so the decision rule is the same across the
+    batch whatever the delays. Boundaries fall after steps ``period, 2 period, ...``, matching
+    ``batched:PERIOD`` releases (outcomes of a batch arrive at its last step and are used from
+    the next one). ``period=None`` reads PERIOD off a batched delay of the env (``from_env``),
+    else 1 (plain Thompson sampling). Beta or Gaussian model as ``thompson``.
+
+    :param period: batch length in steps, >= 1 (None: from the env's batched delay, else 1).
+    :param prior: "auto", "beta" or "gaussian".
+    :param sigma: scale of the Gaussian model, > 0.
+    :param reward_family: filled in from the env by ``from_env``.
+    """
+
+    def __init__(
+        self,
+        n_arms: int,
+        n_runs: int = 1,
+        seed: int | None = None,
+        period: int | None = None,
+        prior: str = "auto",
+        sigma: float = 1.0,
+        reward_family: str | None = "bernoulli",
+    ) -> None:
+        self.period = 1 if period is None else check_positive_int("period", period)
+        self.prior = _beta_or_gaussian(prior, reward_family, "batched-ts")
+        self.sigma = check_range("sigma", sigma, 0.0, low_open=True)
+        super().__init__(n_arms, n_runs, seed)
+
+    def reset(self) -> None:
+        super().reset()
+        shape = (self.n_runs, self.n_arms)
+        self.counts, self.sums = np.zeros(shape), np.zeros(shape)  # frozen posterior
+        self.staged_counts, self.staged_sums = np.zeros(shape), np.zeros(shape)
+        self.rounds = 0
+
+    def predict(self, obs: Any = None) -> np.ndarray:
+        if self.rounds % self.period == 0:  # a boundary: fold the staged feedback in
+            self.counts += self.staged_counts
+            self.sums += self.staged_sums
+            self.staged_counts[:] = 0.0
+            self.staged_sums[:] = 0.0
+        self.rounds += 1
+        if self.prior == "beta":
+            theta = self.rng.beta(1.0 + self.sums, 1.0 + self.counts - self.sums)
+        else:
+            mean = self.sums / (self.counts + 1.0)
+            std = self.sigma / np.sqrt(self.counts + 1.0)
+            theta = mean + std * self.rng.standard_normal(mean.shape)
+        return theta.argmax(axis=1)
+
+    def update(self, actions: np.ndarray, rewards: np.ndarray, obs: Any = None) -> None:
+        self.update_masked(actions, rewards, obs, np.ones(self.n_runs, dtype=bool))
+
+    def update_masked(
+        self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
+    ) -> None:
+        rows = self._rows[mask]
+        arms = np.asarray(actions, dtype=np.int64)[mask]
+        got = np.asarray(rewards, dtype=np.float64)[mask]
+        if self.prior == "beta":
+            _check_binary(got, "batched-ts")
+        np.add.at(self.staged_counts, (rows, arms), 1.0)
+        np.add.at(self.staged_sums, (rows, arms), got)
+        self.t += 1
+
+    @classmethod
+    def from_env(cls, env: Any, seed: int | None = None, **params: Any) -> BanditAgent:
+        """As :meth:`BanditAgent.from_env`; ``period=None`` takes a batched delay's period."""
+        if params.get("period") is None:
+            delay = getattr(env, "delay", None)
+            if getattr(delay, "registry_name", "") == "batched":
+                params["period"] = int(delay.period)
+        return super().from_env(env, seed=seed, **params)
+
+
+def _snapshot(agent: BanditAgent, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-run state (ndarrays with a leading n_runs axis) of ``agent`` in ``rows``."""
+    return {
+        name: value[rows].copy()
+        for name, value in vars(agent).items()
+        if isinstance(value, np.ndarray)
+        and value.ndim
+        and value.shape[0] == agent.n_runs
+        and name != "_rows"
+    }
+
+
+def _restore(agent: BanditAgent, rows: np.ndarray, saved: dict[str, np.ndarray]) -> None:
+    for name, value in saved.items():
+        getattr(agent, name)[rows] = value
+
+
+class _QueuedDuelingReduction(DuelingAgent):
+    """Q-PMD (Joulani, Gyorgy & Szepesvari 2013, Algorithm 1) around a dueling agent.
+
+    The base agent (built for undelayed duels) is run as if there were no delay. Arrived duel
+    outcomes wait in one queue per unordered pair {i, j}; when the base agent asks for a duel
+    whose queue holds an outcome, that outcome is fed to it at once (oriented as asked: "i won"
+    if the queued winner was i) and it is asked again; the first pair with an empty queue is
+    really dueled. For stochastic duels the base agent sees an undelayed i.i.d. stream of
+    outcomes for each pair it asks for, so its guarantees carry over with the additive term of
+    the reduction (about the pairs' regret times E[tau]). A queue only needs the count of wins
+    of each side, ``queued[n, winner, loser]``: the outcome fed is drawn uniformly from the
+    queued ones (a random order of an i.i.d. multiset: the fed stream stays i.i.d.). Runs that
+    are not asking again keep their base state (snapshotted around the repeated ``predict``).
+    Deviation as in ``qpmd``: the base agent's step counter ``t`` is shared by the runs.
+    """
+
+    base_name: ClassVar[str] = ""
+
+    def __init__(
+        self, n_arms: int, n_runs: int = 1, seed: int | None = None, alpha: float = 0.51
+    ) -> None:
+        self.alpha = alpha
+        self.base = AGENTS.get(self.base_name)(n_arms, n_runs=n_runs, seed=seed, alpha=alpha)
+        super().__init__(n_arms, n_runs, seed)
+
+    def reset(self) -> None:
+        super().reset()
+        # the outcome draws get their own stream (the base agent's comes from the same seed)
+        self.rng = np.random.default_rng(None if self.seed is None else [self.seed, 1])
+        self.base.reset()
+        self.queued = np.zeros((self.n_runs, self.n_arms, self.n_arms))
+
+    @property
+    def wins(self) -> np.ndarray:
+        """The win counts the base agent has been fed (W[n, i, j]: i beat j)."""
+        return self.base.wins
+
+    def predict(self, obs: Any = None) -> np.ndarray:
+        choice = np.zeros((self.n_runs, 2), dtype=np.int64)
+        asking = np.ones(self.n_runs, dtype=bool)
+        while True:
+            idle = self._rows[~asking]
+            saved = _snapshot(self.base, idle) if idle.size else {}
+            pairs = np.asarray(self.base.predict(obs), dtype=np.int64).reshape(self.n_runs, 2)
+            if saved:
+                _restore(self.base, idle, saved)
+            i, j = pairs[:, 0], pairs[:, 1]
+            first = self.queued[self._rows, i, j]
+            second = np.where(i == j, 0.0, self.queued[self._rows, j, i])
+            feed = asking & (first + second > 0)
+            pull = asking & ~feed
+            choice[pull] = pairs[pull]
+            if not feed.any():
+                return choice
+            asking = feed
+            draw = self.rng.random(self.n_runs) * np.maximum(first + second, 1.0)
+            outcome = (draw < first).astype(np.float64)  # 1.0: the first arm asked won
+            rows = self._rows[feed]
+            won = outcome[feed] == 1.0
+            winner = np.where(won, i[feed], j[feed])
+            loser = np.where(won, j[feed], i[feed])
+            self.queued[rows, winner, loser] -= 1
+            self.base.update_masked(pairs, outcome, obs, feed)
+
+    def update(self, actions: np.ndarray, outcomes: np.ndarray, obs: Any = None) -> None:
+        self._enqueue(np.asarray(actions), np.asarray(outcomes), np.ones(self.n_runs, bool))
+
+    def update_arrived(
+        self, arrived: dict[str, Any], extras: Callable[[Any, dict[str, Any]], dict[str, Any]]
+    ) -> None:
+        mask = arrived["mask"]
+        for j in range(mask.shape[1]):
+            if mask[:, j].any():
+                self._enqueue(arrived["actions"][:, j], arrived["rewards"][:, j], mask[:, j])
+
+    def update_masked(
+        self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
+    ) -> None:
+        self._enqueue(np.asarray(actions), np.asarray(rewards), mask)
+
+    def _enqueue(self, actions: np.ndarray, outcomes: np.ndarray, mask: np.ndarray) -> None:
+        actions = actions.astype(np.int64).reshape(self.n_runs, 2)[mask]
+        outcomes = outcomes.astype(np.float64).reshape(self.n_runs)[mask]
+        if not np.all((outcomes == 0.0) | (outcomes == 1.0)):
+            raise ConfigError(
+                f"agent {self.registry_name!r} needs duel outcomes 0 or 1 (1: the first arm won)"
+            )
+        won = outcomes == 1.0
+        winner = np.where(won, actions[:, 0], actions[:, 1])
+        loser = np.where(won, actions[:, 1], actions[:, 0])
+        np.add.at(self.queued, (self._rows[mask], winner, loser), 1.0)
+        self.t += 1
+
+
+@register_agent("delayed-rucb")
+class DelayedRUCB(_QueuedDuelingReduction):
+    """RUCB (Zoghi, Whiteson, Munos & de Rijke 2014, "Relative Upper Confidence Bound for the
+    K-Armed Dueling Bandit Problem") under delayed duels through the Q-PMD reduction of
+    Joulani, Gyorgy & Szepesvari (2013); see :class:`_QueuedDuelingReduction`.
+
+    :param alpha: RUCB's exploration constant, > 1/2 (0.51 as in the paper).
+    """
+
+    __doc__ = (__doc__ or "") + (_QueuedDuelingReduction.__doc__ or "")
+    base_name = "rucb"
+    needs_condorcet = True
+
+
+@register_agent("delayed-dts")
+class DelayedDTS(_QueuedDuelingReduction):
+    """Double Thompson Sampling (Wu & Liu 2016, "Double Thompson Sampling for Dueling
+    Bandits") under delayed duels through the Q-PMD reduction of Joulani, Gyorgy &
+    Szepesvari (2013); see :class:`_QueuedDuelingReduction`. Targets the Copeland winner, so
+    it runs without a Condorcet winner, as ``dts``.
+
+    :param alpha: DTS's exploration constant of the confidence bounds, > 1/2.
+    """
+
+    __doc__ = (__doc__ or "") + (_QueuedDuelingReduction.__doc__ or "")
+    base_name = "dts"
+    needs_condorcet = False

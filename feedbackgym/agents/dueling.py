@@ -355,20 +355,24 @@ class RMED1(_WinsAgent):
         self._pos = np.zeros(n, dtype=np.int64)
         first, second = np.triu_indices(k, 1)
         self._initial = np.stack([first, second], axis=1).astype(np.int64)
+        self._pulled = np.zeros((n, 2), dtype=np.int64)  # the last duel predicted
 
     def predict(self, obs: Any = None) -> np.ndarray:
         if self.t < len(self._initial):  # initial phase: every pair once
-            return np.broadcast_to(self._initial[self.t], (self.n_runs, 2)).copy()
-        _k.rmed_choose(
-            self.wins,
-            self.divergence,
-            self._order,
-            self.in_current,
-            self._pos,
-            self._streams,
-            self._out,
-        )
-        return self._out.copy()
+            pulled = np.broadcast_to(self._initial[self.t], (self.n_runs, 2)).copy()
+        else:
+            _k.rmed_choose(
+                self.wins,
+                self.divergence,
+                self._order,
+                self.in_current,
+                self._pos,
+                self._streams,
+                self._out,
+            )
+            pulled = self._out.copy()
+        self._pulled = pulled.copy()
+        return pulled
 
     def update(self, actions: np.ndarray, outcomes: np.ndarray, obs: Any = None) -> None:
         initial = self.t < len(self._initial)
@@ -382,6 +386,41 @@ class RMED1(_WinsAgent):
             self.in_next,
             self._pos,
             actions,
+            math.log(self.t),
+            self.divergence_tolerance,
+            initial,
+        )
+
+    def update_arrived(self, arrived: dict[str, Any], extras: Any = None) -> None:
+        """Delayed feedback: learn every duel that arrived (W and I), then run the loop
+        bookkeeping once for the duel pulled this step, as :meth:`update` does for it.
+
+        ``t`` counts steps (pulls), not arrivals, so the initial phase is K(K-1)/2 pulls and
+        each pull advances the loop over L_C exactly once, whatever arrives: the loop always
+        ends with every arm of L_C out of L_R, so L_N (hence the next L_C) is never empty.
+        """
+        mask = np.asarray(arrived["mask"], dtype=np.bool_)
+        if mask.shape[1] and not _k.rmed_record_arrived(
+            self.wins,
+            self.divergence,
+            np.asarray(arrived["actions"], np.int64).reshape(self.n_runs, -1, 2),
+            np.asarray(arrived["rewards"], np.float64),
+            mask,
+        ):
+            raise ConfigError(
+                f"agent {self.registry_name!r} needs duel outcomes 0 or 1 (1: the first arm won)"
+            )
+        initial = self.t < len(self._initial)
+        self.t += 1
+        _k.rmed_update(
+            self.wins,
+            self.divergence,
+            self._order,
+            self.in_current,
+            self.in_remaining,
+            self.in_next,
+            self._pos,
+            self._pulled,
             math.log(self.t),
             self.divergence_tolerance,
             initial,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import VectorWrapper
+from numba import njit
 
 from feedbackgym.errors import ConfigError
 from feedbackgym.feedback.delays import DELAYS, Delay, make_delay
@@ -145,9 +146,12 @@ class DelayedFeedbackEnv(VectorWrapper):
         self.delay_seed = seed
         self.n = int(env.num_envs)
         self._rows = np.arange(self.n)
+        self._times = np.empty(self.n)
+        self._release = np.empty(self.n, dtype=np.int64)
         horizon = getattr(env.unwrapped, "horizon", None)
         self.horizon = int(horizon) if isinstance(horizon, (int, np.integer)) else None
         self._action_shape = tuple(env.single_action_space.shape or ())
+        self._width = int(np.prod(self._action_shape, dtype=np.int64))  # ints per action
         # A Discrete observation is the non-contextual envs' placeholder: not worth keeping.
         self.keep_obs = not isinstance(env.single_observation_space, spaces.Discrete)
         self._reset_state()
@@ -180,27 +184,30 @@ class DelayedFeedbackEnv(VectorWrapper):
         next_obs, rewards, terminated, truncated, info = self.env.step(actions)
         self.t += 1
         t = self.t
-        release = self.delay.release_steps(np.full(self.n, float(t)), self.rng)
-        late = ~np.isfinite(release)
-        if self.horizon is not None:
-            late |= release > self.horizon
-        release = np.where(late, t, release).astype(np.int64)
-        self.expired += late
-        self.pushed += 1
-        wait = int((release - t).max())
+        times = self._times
+        times.fill(float(t))
+        release = np.asarray(self.delay.release_steps(times, self.rng), dtype=np.float64)
+        horizon = -1 if self.horizon is None else self.horizon
+        wait = _plan(release, t, horizon, self._release, self.expired, self.pushed)
         if wait >= self._capacity:
             self._grow(1 << int(wait + 1).bit_length(), self._slots)
         self._remember(t, self._last_obs, next_obs)
-        keep = self._rows[~late]
-        slot = release[keep] % self._capacity
-        place = self._count[slot, keep]
-        if keep.size and int(place.max()) >= self._slots:
-            self._grow(self._capacity, 2 * self._slots)
-        self._act[slot, place, keep] = actions[keep]
-        self._rew[slot, place, keep] = np.asarray(rewards, dtype=np.float64)[keep]
-        self._made[slot, place, keep] = t
-        self._rel[slot, place, keep] = release[keep]
-        self._count[slot, keep] += 1
+        flat = actions.reshape(self.n, self._width)
+        rewards = np.asarray(rewards, dtype=np.float64).reshape(self.n)
+        while True:
+            need = _push(
+                self._act.reshape(self._capacity, self._slots, self.n, self._width),
+                self._rew,
+                self._made,
+                self._count,
+                self._release,
+                flat,
+                rewards,
+                t,
+            )
+            if need <= self._slots:
+                break
+            self._grow(self._capacity, max(need, 2 * self._slots))
         info = {k: v for k, v in info.items() if k != "feedback"}
         info["arrived"] = self._pop(t)
         self._last_obs = next_obs
@@ -217,18 +224,26 @@ class DelayedFeedbackEnv(VectorWrapper):
 
     def _pop(self, t: int) -> dict[str, np.ndarray]:
         slot = t % self._capacity
-        count = self._count[slot].copy()
+        count = self._count[slot]
         m = int(count.max())
-        self._count[slot] = 0
-        self.delivered += count
-        mask = np.arange(m)[None, :] < count[:, None]
-        made = self._made[slot, :m].T.copy()
-        out = {
-            "actions": self._act[slot, :m].swapaxes(0, 1).copy(),
-            "rewards": self._rew[slot, :m].T.copy(),
-            "steps": made,
-            "mask": mask,
-        }
+        n = self.n
+        actions = np.empty((n, m, *self._action_shape), dtype=np.int64)
+        rewards = np.empty((n, m))
+        made = np.empty((n, m), dtype=np.int64)
+        mask = np.empty((n, m), dtype=np.bool_)
+        _pop_slot(
+            self._act.reshape(self._capacity, self._slots, n, self._width),
+            self._rew,
+            self._made,
+            self._count,
+            self.delivered,
+            slot,
+            actions.reshape(n, m, self._width),
+            rewards,
+            made,
+            mask,
+        )
+        out = {"actions": actions, "rewards": rewards, "steps": made, "mask": mask}
         if self._obs is not None:
             ring = made.T % self._capacity  # (m, n)
             out["obs"] = self._obs[ring, self._rows].swapaxes(0, 1)
@@ -245,16 +260,16 @@ class DelayedFeedbackEnv(VectorWrapper):
             act[...] = np.arange(shape[-1]) % max(1, self.unwrapped_arms())
         rew = np.zeros((capacity, slots, n))
         made = np.zeros((capacity, slots, n), dtype=np.int64)
-        rel = np.zeros((capacity, slots, n), dtype=np.int64)
         count = np.zeros((capacity, n), dtype=np.int64)
         if self._capacity:
             valid = np.arange(self._slots)[None, :, None] < self._count[:, None, :]
             s, j, r = np.nonzero(valid)
-            new = self._rel[s, j, r] % capacity
+            # pending items are due at steps t .. t + old capacity - 1: the slot gives the step
+            due = self.t + (s - self.t) % self._capacity
+            new = due % capacity
             act[new, j, r] = self._act[s, j, r]
             rew[new, j, r] = self._rew[s, j, r]
             made[new, j, r] = self._made[s, j, r]
-            rel[new, j, r] = self._rel[s, j, r]
             np.maximum.at(count, (new, r), j + 1)
             if self._obs is not None:
                 steps = np.arange(max(1, self.t - self._capacity + 1), self.t + 1)
@@ -263,9 +278,98 @@ class DelayedFeedbackEnv(VectorWrapper):
                 obs[steps % capacity] = self._obs[steps % self._capacity]
                 nxt[steps % capacity] = self._next[steps % self._capacity]
                 self._obs, self._next = obs, nxt
-        self._act, self._rew, self._made, self._rel, self._count = act, rew, made, rel, count
+        self._act, self._rew, self._made, self._count = act, rew, made, count
         self._capacity, self._slots = capacity, slots
 
     def unwrapped_arms(self) -> int:
         nvec = getattr(self.env.single_action_space, "nvec", None)
         return int(np.asarray(nvec).ravel()[0]) if nvec is not None else 2
+
+
+@njit(cache=True, error_model="numpy")
+def _plan(
+    release: np.ndarray,
+    t: int,
+    horizon: int,
+    out: np.ndarray,
+    expired: np.ndarray,
+    pushed: np.ndarray,
+) -> int:
+    """Release step of each run's item made at ``t`` into ``out`` (-1: never delivered, counted
+    in ``expired``: at ``inf`` or after ``horizon``, when ``horizon >= 0``); returns the longest
+    wait."""
+    wait = 0
+    for r in range(release.size):
+        pushed[r] += 1
+        when = release[r]
+        if not np.isfinite(when) or (horizon >= 0 and when > horizon):
+            expired[r] += 1
+            out[r] = -1
+            continue
+        out[r] = np.int64(when)
+        wait = max(wait, out[r] - t)
+    return wait
+
+
+@njit(cache=True, error_model="numpy")
+def _push(
+    act: np.ndarray,
+    rew: np.ndarray,
+    made: np.ndarray,
+    count: np.ndarray,
+    release: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    t: int,
+) -> int:
+    """File each run's item under its release step (calendar ``(capacity, slots, n_runs)``).
+
+    Returns the slots a release step needs; when that is more than the calendar has, nothing
+    is written (the caller grows the calendar and calls again).
+    """
+    capacity, slots = count.shape[0], rew.shape[1]
+    need = 0
+    for r in range(release.size):
+        if release[r] >= 0:
+            need = max(need, count[release[r] % capacity, r] + 1)
+    if need > slots:
+        return need
+    for r in range(release.size):
+        if release[r] < 0:
+            continue
+        s = release[r] % capacity
+        j = count[s, r]
+        for w in range(actions.shape[1]):
+            act[s, j, r, w] = actions[r, w]
+        rew[s, j, r] = rewards[r]
+        made[s, j, r] = t
+        count[s, r] = j + 1
+    return need
+
+
+@njit(cache=True, error_model="numpy")
+def _pop_slot(
+    act: np.ndarray,
+    rew: np.ndarray,
+    made: np.ndarray,
+    count: np.ndarray,
+    delivered: np.ndarray,
+    slot: int,
+    out_act: np.ndarray,
+    out_rew: np.ndarray,
+    out_made: np.ndarray,
+    mask: np.ndarray,
+) -> None:
+    """Copy the first ``m`` slots of release step ``slot`` out (runs first), mark the filled
+    ones, and empty the step."""
+    m = out_rew.shape[1]
+    for r in range(out_rew.shape[0]):
+        c = count[slot, r]
+        for j in range(m):
+            for w in range(out_act.shape[2]):
+                out_act[r, j, w] = act[slot, j, r, w]
+            out_rew[r, j] = rew[slot, j, r]
+            out_made[r, j] = made[slot, j, r]
+            mask[r, j] = j < c
+        delivered[r] += c
+        count[slot, r] = 0

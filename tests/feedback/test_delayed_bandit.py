@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
 from feedbackgym.agents import AGENTS, make_agent
+from feedbackgym.agents.base import BanditAgent
 from feedbackgym.errors import ConfigError
 from feedbackgym.feedback.delayed_bandit import DelayedFeedbackEnv, mean_delay, parse_delay
 from feedbackgym.studies.regret import make_env
@@ -111,7 +114,7 @@ def test_exp3_runs_under_delay() -> None:
     assert np.isfinite(regret).all()
 
 
-@pytest.mark.parametrize("name", ["rucb", "dts"])
+@pytest.mark.parametrize("name", ["rucb", "dts", "rmed1"])
 def test_dueling_agents_learn_under_delay(name: str) -> None:
     horizon = 800
     env = make_env("feedbackgym/DuelingBandit-v0", 10, {}, horizon)
@@ -135,3 +138,52 @@ def test_qpmd_rejects_a_contextual_base() -> None:
     env = bernoulli(2, 10, "fixed:1")
     with pytest.raises(ConfigError):
         make_agent("qpmd", env, base="linucb")
+
+
+@pytest.mark.parametrize("name", ["epsilon-greedy", "ucb1", "kl-ucb", "thompson", "exp3"])
+@pytest.mark.parametrize("spec", ["geometric:0.05", "uniform:0-30"])
+def test_native_arrival_updates_match_the_generic_masked_path(name: str, spec: str) -> None:
+    """The counting agents learn all arrivals at once; the generic path (one save/restore
+    :meth:`BanditAgent.update_masked` per slot) gives the same numbers, regret and state."""
+    horizon = 400
+    results = []
+    for generic in (False, True):
+        env = bernoulli(12, horizon, spec, seed=7)
+        agent = make_agent(name, env, seed=3)
+        if generic:
+            agent.update_masked = types.MethodType(BanditAgent.update_masked, agent)
+            agent.update_arrived = types.MethodType(BanditAgent.update_arrived, agent)
+        regret = agent.learn(env, horizon, seed=5)
+        state = {k: v for k, v in vars(agent).items() if isinstance(v, np.ndarray)}
+        results.append((regret, state, agent.t))
+    (regret_a, state_a, t_a), (regret_b, state_b, t_b) = results
+    np.testing.assert_array_equal(regret_a, regret_b)
+    assert t_a == t_b and state_a.keys() == state_b.keys()
+    for key in state_a:
+        np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)
+
+
+def test_rmed1_loop_never_empties_under_random_delays() -> None:
+    env = make_env("feedbackgym/DuelingBandit-v0", 16, {}, 1200)
+    env = DelayedFeedbackEnv(env, "geometric:0.02", seed=3)
+    agent = make_agent("rmed1", env, seed=0)
+    regret = agent.learn(env, 1200, seed=1)
+    assert np.isfinite(regret).all()
+    assert agent.t == 1200  # one loop step per pull, not per arrival
+    assert agent.in_current.any(axis=1).all()
+
+
+@pytest.mark.parametrize("spec", ["geometric:0.03", "uniform:0-90", "batched:40"])
+def test_items_arrive_at_their_release_step_as_the_calendar_grows(spec: str) -> None:
+    runs, horizon = 7, 300
+    env = bernoulli(runs, horizon, spec, seed=4)
+    env.reset(seed=0)
+    delay, rng = parse_delay(spec), np.random.default_rng(4)  # the env's delay stream, replayed
+    due: dict[tuple[int, int], int] = {}
+    for t in range(1, horizon + 1):
+        release = delay.release_steps(np.full(runs, float(t)), rng)
+        due.update({(r, t): int(release[r]) for r in range(runs) if release[r] <= horizon})
+        got = env.step(np.zeros(runs, dtype=np.int64))[4]["arrived"]
+        for r, j in zip(*np.nonzero(got["mask"]), strict=True):
+            assert due.pop((int(r), int(got["steps"][r, j]))) == t
+    assert not due and env._capacity > 8  # every item came, on time, across regrowths

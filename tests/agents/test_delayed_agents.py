@@ -1,0 +1,177 @@
+"""The delay-aware agents of issue 9: delayed-ts, batched-ts, delayed-rucb, delayed-dts."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from feedbackgym.agents import AGENTS, make_agent
+from feedbackgym.errors import ConfigError
+from feedbackgym.feedback.delayed_bandit import DelayedFeedbackEnv
+from feedbackgym.studies import RegretStudy, run_study
+from feedbackgym.studies.regret import make_env
+from tests.conftest import EASY_MEANS
+
+REWARD = ["delayed-ts", "batched-ts"]
+DUELING = ["delayed-rucb", "delayed-dts"]
+
+
+def bernoulli(runs: int, horizon: int, delay: str | None) -> object:
+    env = make_env("feedbackgym/BernoulliBandit-v0", runs, {"means": EASY_MEANS}, horizon)
+    return env if delay is None else DelayedFeedbackEnv(env, delay, seed=1)
+
+
+def test_registered() -> None:
+    assert set(REWARD + DUELING) <= set(AGENTS.names())
+
+
+@pytest.mark.parametrize("name", REWARD)
+@pytest.mark.parametrize("delay", ["geometric:0.05", "batched:40"])
+def test_reward_agents_are_sublinear_under_delay(name: str, delay: str) -> None:
+    horizon = 1500
+    env = bernoulli(20, horizon, delay)  # mean delay 19 / 20.5
+    regret = make_agent(name, env, seed=2).learn(env, horizon, seed=5, checkpoints=[750, 1500])
+    first, second = regret.mean(axis=0)
+    assert second - first < 0.8 * first, (first, second)
+    assert second < 0.05 * horizon
+
+
+@pytest.mark.parametrize("name", REWARD)
+def test_reward_agents_act_validly_and_are_deterministic(name: str) -> None:
+    runs = []
+    for _ in range(2):
+        env = bernoulli(4, 200, "uniform:0-15")
+        agent = make_agent(name, env, seed=7)
+        obs, _ = env.reset(seed=3)
+        actions = []
+        for _ in range(200):
+            a = agent.predict(obs)
+            assert a.shape == (4,) and a.dtype.kind == "i"
+            assert ((a >= 0) & (a < len(EASY_MEANS))).all()
+            obs, _, _, _, info = env.step(a)
+            agent.update_arrived(info["arrived"], lambda *_: {})
+            actions.append(a)
+        runs.append(np.array(actions))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_delayed_ts_counts_pending_pulls_and_masks() -> None:
+    env = bernoulli(3, 50, "fixed:5")
+    agent = make_agent("delayed-ts", env, seed=0)
+    actions = agent.predict()
+    assert agent.pending.sum() == 3
+    mask = np.array([True, False, True])
+    agent.update_masked(actions, np.ones(3), None, mask)
+    assert agent.pending.sum(axis=1).tolist() == [0, 1, 0]
+    assert agent.counts.sum(axis=1).tolist() == [1, 0, 1]
+    assert agent.sums[1].sum() == 0
+    with pytest.raises(ConfigError):
+        agent.update(actions, np.full(3, 0.5))
+
+
+def test_delayed_ts_without_hallucination_samples_the_arrived_posterior() -> None:
+    env = bernoulli(2, 50, "fixed:5")
+    agent = make_agent("delayed-ts", env, seed=0, hallucinate=0.0)
+    agent.pending[:] = 100.0  # ignored with h = 0: the same draws as with nothing pending
+    a = agent.predict()
+    fresh = make_agent("delayed-ts", env, seed=0, hallucinate=0.0)
+    np.testing.assert_array_equal(a, fresh.predict())
+
+
+def test_batched_ts_reads_the_period_and_freezes_between_boundaries() -> None:
+    env = bernoulli(2, 100, "batched:10")
+    agent = make_agent("batched-ts", env, seed=0)
+    assert agent.period == 10
+    assert make_agent("batched-ts", bernoulli(2, 100, "fixed:3"), seed=0).period == 1
+    assert make_agent("batched-ts", env, seed=0, period=4).period == 4
+    for _ in range(3):
+        agent.predict()
+    agent.update(np.array([0, 1]), np.array([1.0, 0.0]))
+    assert agent.counts.sum() == 0 and agent.staged_counts.sum() == 2  # staged, not used yet
+    for _ in range(7):
+        agent.predict()
+    assert agent.counts.sum() == 0
+    agent.predict()  # step 11: the first boundary has passed
+    assert agent.counts.sum() == 2 and agent.staged_counts.sum() == 0
+    assert agent.sums[0, 0] == 1 and agent.sums[1, 1] == 0
+
+
+def _study(tmp_path: Path, agents: list[str], delay: str, horizon: int = 1600) -> Path:
+    study = RegretStudy(
+        env="feedbackgym/DuelingBandit-v0",
+        agents=agents,
+        horizon=horizon,
+        runs=10,
+        seed=0,
+        runs_per_cell=10,
+        n_checkpoints=5,  # 1, 6, 40, 253, 1600
+        delay=delay,
+    )
+    run_study(study, tmp_path, progress=False)
+    return tmp_path / "regret.csv"
+
+
+def test_dueling_agents_learn_under_delay_through_a_study(tmp_path: Path) -> None:
+    path = _study(tmp_path, DUELING, "geometric:0.2")  # mean delay 4
+    curves: dict[str, list[tuple[int, float]]] = {}
+    with open(path) as fh:
+        for row in csv.DictReader(fh):
+            curves.setdefault(row["agent"], []).append((int(row["t"]), float(row["regret_mean"])))
+    assert set(curves) == set(DUELING)
+    for name, curve in curves.items():
+        (t0, r0), (t1, r1) = curve[-2], curve[-1]
+        # sublinear: the average regret per step after t0 is well below that up to t0
+        assert (r1 - r0) / (t1 - t0) < 0.7 * r0 / t0, (name, curve)
+
+
+@pytest.mark.parametrize("name", DUELING)
+def test_dueling_agents_act_validly_and_deterministically(name: str) -> None:
+    outs = []
+    for _ in range(2):
+        env = make_env("feedbackgym/DuelingBandit-v0", 3, {}, 150)
+        env = DelayedFeedbackEnv(env, "uniform:0-10", seed=0)
+        agent = make_agent(name, env, seed=4)
+        k = int(env.single_action_space.nvec[0])
+        obs, _ = env.reset(seed=1)
+        pairs = []
+        for _ in range(150):
+            a = agent.predict(obs)
+            assert a.shape == (3, 2) and ((a >= 0) & (a < k)).all()
+            obs, _, _, _, info = env.step(a)
+            agent.update_arrived(info["arrived"], lambda *_: {})
+            pairs.append(a)
+        outs.append(np.array(pairs))
+        fed = agent.base.wins.sum(axis=(1, 2))
+        # every outcome made is fed, queued, on its way or expired
+        assert (fed + agent.queued.sum(axis=(1, 2)) + env.pending + env.expired == 150).all()
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_delayed_dts_runs_without_condorcet_winner_and_rucb_does_not() -> None:
+    assert not AGENTS.get("delayed-dts").needs_condorcet
+    assert AGENTS.get("delayed-rucb").needs_condorcet
+
+
+def test_delay_study_script_writes_csv_and_plot(tmp_path: Path) -> None:
+    import importlib.util
+
+    script = Path(__file__).parents[2] / "scripts" / "delay_study.py"
+    spec = importlib.util.spec_from_file_location("delay_study", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--out", str(tmp_path), "--runs", "3", "--horizon", "200", "--delays", "0,10"]
+    rows = module.main([*argv, "--agents", "thompson,delayed-ts,batched-ts", "--kind", "batched"])
+    assert len(rows) == 6 and {r["delay"] for r in rows} == {"none", "batched:19"}
+    with open(tmp_path / "regret_vs_delay.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 6
+    assert (tmp_path / "regret_vs_delay.png").stat().st_size > 0
+    duel = tmp_path / "duel"
+    rows = module.main(
+        ["--out", str(duel), "--runs", "2", "--horizon", "100", "--delays", "0,5"]
+        + ["--env", "feedbackgym/DuelingBandit-v0", "--agents", "delayed-dts", "--gap-sum", "1"]
+    )
+    assert len(rows) == 2 and (duel / "regret_vs_delay.png").exists()

@@ -90,7 +90,15 @@ def main() -> None:
         f"{wall_zero:.1f} s (speed ratio {walls[0] / wall_zero:.2f}); geometric delays "
         + ", ".join(f"E[tau]={m:g}: {walls[m]:.1f} s" for m in MEAN_DELAYS[1:])
         + f" (speed ratio delayed/undelayed {speed.min():.2f} .. {speed.max():.2f}; "
-        "target >= 0.5).",
+        f"target >= 0.5: {'met' if speed.min() >= 0.5 else 'NOT met'}).",
+        "",
+        "Regret grows with the mean delay and stays sublinear for every agent. Slope within 2x "
+        "of c (slope / c in [0.5, 2]): "
+        + (", ".join(a for a, v in slopes.items() if 0.5 <= v / THEORY_C <= 2) or "no agent")
+        + " (target: NOT met where absent). c is the additive term of an upper bound, which "
+        "charges every outstanding pull the largest gaps; the measured slopes sit well below "
+        "it because an index or posterior already concentrated on good arms keeps choosing them "
+        "while feedback is outstanding.",
         "",
         "![regret vs delay](delays_bandit.png)",
     ]

@@ -27,6 +27,9 @@ from feedbackgym.studies import RegretStudy, run_study  # noqa: E402
 
 MEANS = [0.9, 0.8, 0.7, 0.6, 0.5]
 THEORY_C = sum(max(MEANS) - m for m in MEANS)  # sum of the gaps
+#: Joulani et al.'s per-arm form, sum_i Delta_i E[G*_i] (G*_i: the most pulls of arm i awaiting
+#: feedback at once), with arms pulled alike while nothing has come back (G*_i ~ E[tau] / K).
+BLIND_C = THEORY_C / len(MEANS)
 AGENTS = ["ucb1", "kl-ucb", "thompson", "delayed-ucb", "qpmd", "delayed-ts", "batched-ts"]
 MEAN_DELAYS = [0, 25, 50, 100, 200]
 
@@ -71,10 +74,15 @@ def main() -> None:
         "",
         f"Bernoulli means {MEANS}, T = {horizon}, {runs} runs per agent, geometric delays. "
         f"Theory (Joulani et al. 2013): regret(tau) <= regret(0) + c E[tau], c = sum of gaps "
-        f"= {THEORY_C:.2f}. Slope: least squares fit of final regret on E[tau].",
+        f"= {THEORY_C:.2f}: that charges every arm E[tau] outstanding pulls. Their per-arm "
+        "form, sum_i Delta_i E[G*_i] with G*_i the most pulls of arm i awaiting feedback at "
+        "once, is about c / K when the arms are pulled alike while nothing has come back "
+        f"(c / K = {BLIND_C:.2f}). Slope: least squares fit of final regret on E[tau].",
         "",
-        "| agent | " + " | ".join(f"E[tau]={m:g}" for m in MEAN_DELAYS) + " | slope | slope / c |",
-        "|---|" + "---|" * (len(MEAN_DELAYS) + 2),
+        "| agent | "
+        + " | ".join(f"E[tau]={m:g}" for m in MEAN_DELAYS)
+        + " | slope | slope / c | slope / (c / K) |",
+        "|---|" + "---|" * (len(MEAN_DELAYS) + 3),
     ]
     slopes = {}
     for agent in AGENTS:
@@ -82,7 +90,9 @@ def main() -> None:
         slope = float(np.polyfit(x, y, 1)[0])
         slopes[agent] = slope
         cells = " | ".join(f"{v:.1f}" for v in y)
-        lines.append(f"| {agent} | {cells} | {slope:.2f} | {slope / THEORY_C:.2f} |")
+        lines.append(
+            f"| {agent} | {cells} | {slope:.2f} | {slope / THEORY_C:.2f} | {slope / BLIND_C:.2f} |"
+        )
     speed = walls[0] / np.array([walls[m] for m in MEAN_DELAYS[1:]])
     lines += [
         "",
@@ -93,12 +103,13 @@ def main() -> None:
         f"target >= 0.5: {'met' if speed.min() >= 0.5 else 'NOT met'}).",
         "",
         "Regret grows with the mean delay and stays sublinear for every agent. Slope within 2x "
-        "of c (slope / c in [0.5, 2]): "
+        "of the constant (ratio in [0.5, 2]): against c, "
         + (", ".join(a for a, v in slopes.items() if 0.5 <= v / THEORY_C <= 2) or "no agent")
-        + " (target: NOT met where absent). c is the additive term of an upper bound, which "
-        "charges every outstanding pull the largest gaps; the measured slopes sit well below "
-        "it because an index or posterior already concentrated on good arms keeps choosing them "
-        "while feedback is outstanding.",
+        + "; against c / K, "
+        + (", ".join(a for a, v in slopes.items() if 0.5 <= v / BLIND_C <= 2) or "no agent")
+        + f" ({sum(0.5 <= v / BLIND_C <= 2 for v in slopes.values())} of {len(slopes)} agents; "
+        "target: every agent, NOT met). Thompson sampling and the delay-aware agents sit below "
+        "c / K: they already favour good arms while feedback is outstanding.",
         "",
         "![regret vs delay](delays_bandit.png)",
     ]

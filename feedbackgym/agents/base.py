@@ -40,6 +40,9 @@ class BanditAgent:
     contextual: ClassVar[bool] = False
     #: The agent's guarantees need rewards in [0, 1] (Bernoulli reward family).
     needs_unit_rewards: ClassVar[bool] = False
+    #: The agent learns correctly from feedback that arrives late (``--delay``); agents whose
+    #: state assumes this step's outcome belongs to this step's choice say False.
+    delay_ok: ClassVar[bool] = True
     registry_name: ClassVar[str] = ""
 
     def __init__(

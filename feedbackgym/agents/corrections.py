@@ -252,6 +252,11 @@ class GoalLearner:
             self.model.num_timesteps += self.n_envs
             self._obs = obs
             done = np.flatnonzero(dones)
+            if 0 < done.size < self.n_envs:
+                raise ConfigError(
+                    f"algo {self.registry_name!r} needs episodes of one fixed length in every "
+                    "env (PointGoal's are); this env's episodes ended at different steps"
+                )
             if done.size:
                 self._finish_attempts(done, trajectory, infos)
                 trajectory = []

@@ -15,6 +15,7 @@ import numpy as np
 from feedbackgym.agents.base import AGENTS, BanditAgent, _init_params, register_agent
 from feedbackgym.agents.dueling import DuelingAgent
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
+from feedbackgym.registry import check_kwargs
 
 
 @register_agent("delayed-ucb")
@@ -99,11 +100,15 @@ class QueuedDelayReduction(BanditAgent):
         reward_family: str | None = None,
     ) -> None:
         cls = AGENTS.get(base)
-        if cls.contextual or cls.feedback_type != "reward" or cls is type(self):
+        if cls.contextual or cls.feedback_type != "reward" or cls.__module__ == __name__:
             raise ConfigError(
-                f"qpmd needs a non-contextual reward agent as base, got {base!r}; e.g. ucb1"
+                f"qpmd needs a non-contextual reward agent that is not itself delay-aware as "
+                f"base, got {base!r}; e.g. ucb1, thompson"
             )
+        if base_kwargs is not None and not isinstance(base_kwargs, dict):
+            raise ConfigError(f"qpmd base_kwargs must be a JSON object, got {base_kwargs!r}")
         kwargs = dict(base_kwargs or {})
+        check_kwargs(cls, kwargs, f"qpmd base agent {base!r}")
         if "reward_family" in _init_params(cls):
             kwargs.setdefault("reward_family", reward_family)
         self.base_name = base

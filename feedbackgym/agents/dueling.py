@@ -178,6 +178,10 @@ class InterleavedFilter(DuelingAgent):
     :param horizon: the horizon T in delta (set from the env by ``from_env``).
     """
 
+    #: A duel is credited to the current candidate, so a late duel against an earlier one
+    #: would be miscounted: refused under ``--delay``.
+    delay_ok = False
+
     def __init__(
         self, n_arms: int, n_runs: int = 1, seed: int | None = None, horizon: int = 1000
     ) -> None:

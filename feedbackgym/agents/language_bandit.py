@@ -58,6 +58,9 @@ class LanguageThompsonSampling(BanditAgent):
     :param axis_names: ``(negative, positive)`` words of each feature axis (the teacher's).
     """
 
+    #: Its sentences are not carried by the delay wrapper: refused under ``--delay``.
+    delay_ok = False
+
     feedback_type = "correction"
 
     def __init__(

@@ -20,6 +20,7 @@ steps x slots x runs), so a step costs O(n_runs x m), not O(items held).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -86,6 +87,8 @@ def parse_delay(spec: str | Delay | None) -> Delay | None:
 
 def _whole(text: str, usage: str) -> int:
     value = float(text)
+    if not math.isfinite(value) or abs(value) > 2**40:
+        raise ConfigError(f"{usage}; {text} is too large")
     if value != round(value):
         raise ConfigError(f"{usage}; {text} is not a whole number")
     return int(round(value))
@@ -97,7 +100,7 @@ def delay_spec(delay: Delay) -> str:
     if name == "fixed":
         return f"fixed:{delay.delay}"
     if name == "geometric":
-        return f"geometric:{delay.p:g}"
+        return f"geometric:{delay.p!r}"
     if name == "uniform":
         return f"uniform:{delay.low}-{delay.high}"
     if name == "batched":
@@ -106,7 +109,7 @@ def delay_spec(delay: Delay) -> str:
 
 
 def mean_delay(delay: Delay) -> float:
-    """Expected delay E[tau] in steps (batched: the mean wait (period - 1) / 2 + ... see below).
+    """Expected delay E[tau] in steps.
 
     Batched releases at the next multiple of ``period`` strictly after the step: waits of
     ``period, period - 1, ..., 1`` steps, mean ``(period + 1) / 2``.

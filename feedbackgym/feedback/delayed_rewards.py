@@ -143,13 +143,13 @@ def parse_reward_delay(spec: str) -> Callable[[gym.Env, int], gym.Env]:
                 )
             kwargs[key] = _number(value)
         delay = make_delay(name, **kwargs)
-    except ValueError:
-        raise ConfigError(f"reward_delay {spec!r}: arguments must be numbers") from None
-    except ConfigError as err:
+    except ConfigError as err:  # before ValueError, which it subclasses
         message = str(err)
         if not message.startswith("reward_delay"):
             message = f"reward_delay {spec!r}: {message}"
         raise ConfigError(message) from None
+    except ValueError:
+        raise ConfigError(f"reward_delay {spec!r}: arguments must be numbers") from None
     return lambda env, seed: LaggedReward(env, delay, rng=seed)
 
 

@@ -100,6 +100,14 @@ class RegretStudy:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         delay = parse_delay(self.delay)
         self.delay = None if delay is None else delay_spec(delay)
+        if delay is not None:
+            late = [a for a in self.agents if a in AGENTS.names() and not AGENTS.get(a).delay_ok]
+            if late:
+                fitting = [n for n in AGENTS.names() if AGENTS.get(n).delay_ok]
+                raise ConfigError(
+                    f"agent(s) {', '.join(late)} cannot learn from delayed feedback "
+                    f"(--delay {self.delay}); agents that can: {', '.join(fitting)}"
+                )
         if not isinstance(self.env_kwargs, dict):
             raise ConfigError(f"env kwargs must be a JSON object, got {self.env_kwargs!r}")
         if not self.agents:

@@ -197,6 +197,12 @@ def make_teacher(config: TrainConfig) -> Any:
             f"algo {config.algo!r} learns from a teacher's answers: labels must be a positive "
             f"integer, got {config.labels}"
         )
+    if config.reward_delay is not None:
+        raise ConfigError(
+            f"reward_delay {config.reward_delay!r} is for learners of the env's own reward "
+            f"(ppo, sac, rrd-ppo, rrd-sac); algo {config.algo!r} learns from a teacher, who "
+            "judges segments by their true reward"
+        )
     defaults = TrainConfig()
     if not learner.uses_segments and (
         config.query != defaults.query or config.segment_length != defaults.segment_length

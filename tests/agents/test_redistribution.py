@@ -279,3 +279,22 @@ def test_a_killed_rrd_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     summary = train(config, tmp_path / "run")
     assert summary["timesteps"] == 1024
     assert summary["episodes_seen"] == 4 and summary["decomposition_rounds"] >= 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("lag:batched:0", "period"), ("lag:uniform:5:2", "high")],
+)
+def test_a_bad_delay_value_is_named_not_called_a_non_number(spec, message):
+    with pytest.raises(ConfigError) as info:
+        parse_reward_delay(spec)
+    assert "must be numbers" not in str(info.value) and message in str(info.value)
+
+
+def test_a_reward_delay_is_refused_for_learners_from_a_teacher(tmp_path):
+    config = TrainConfig(
+        env="Pendulum-v1", algo="pref-ppo", labels=10, timesteps=2000, reward_delay="episode-end"
+    )
+    with pytest.raises(ConfigError, match="learners of the env's own reward"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -78,3 +78,45 @@ def test_cli_bad_delay_exits_2_with_one_line(tmp_path, spec) -> None:
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "delay" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "env_kwargs", "agent"),
+    [
+        ("feedbackgym/LanguageBandit-v0", {}, "lang-ts"),
+        ("feedbackgym/DuelingBandit-v0", {}, "interleaved-filter"),
+    ],
+)
+def test_agents_that_cannot_learn_late_are_refused_in_one_line(env, env_kwargs, agent) -> None:
+    with pytest.raises(ConfigError) as info:
+        RegretStudy(
+            env=env, env_kwargs=env_kwargs, agents=[agent], horizon=50, runs=2, delay="fixed:5"
+        ).validate()
+    message = str(info.value)
+    assert agent in message and "delayed feedback" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("spec", ["fixed:1e400", "uniform:1-1e30"])
+def test_huge_delays_are_one_line_errors(spec) -> None:
+    with pytest.raises(ConfigError, match="too large"):
+        RegretStudy(
+            env="feedbackgym/BernoulliBandit-v0", agents=["ucb1"], horizon=50, runs=2, delay=spec
+        ).validate()
+
+
+def test_qpmd_checks_its_base_agents_arguments() -> None:
+    for kwargs, message in [
+        ({"base_kwargs": {"bogus": 1}}, "bogus"),
+        ({"base_kwargs": 3}, "must be a JSON object"),
+        ({"base": "delayed-ucb"}, "not itself delay-aware"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            RegretStudy(
+                env="feedbackgym/BernoulliBandit-v0",
+                env_kwargs={"means": [0.9, 0.5]},
+                agents=["qpmd"],
+                agent_kwargs={"qpmd": kwargs},
+                horizon=50,
+                runs=2,
+                delay="fixed:5",
+            ).validate()

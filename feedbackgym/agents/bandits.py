@@ -169,6 +169,20 @@ class KLUCB(_CountingAgent):
         return self._out.copy()
 
 
+def thompson_prior(prior: str, reward_family: str | None, name: str) -> str:
+    """The posterior model (``beta`` or ``gaussian``) of Thompson-sampling agent ``name``."""
+    if prior not in ("auto", "beta", "gaussian"):
+        raise ConfigError(f"prior must be one of auto, beta, gaussian, got {prior!r}")
+    if prior == "auto":
+        prior = "beta" if reward_family == "bernoulli" else "gaussian"
+    if prior == "beta" and reward_family not in ("bernoulli", None):
+        raise ConfigError(
+            f"{name} prior 'beta' needs 0/1 rewards but the env's are {reward_family}; "
+            "use prior 'gaussian'"
+        )
+    return prior
+
+
 @register_agent("thompson")
 class ThompsonSampling(_CountingAgent):
     """Thompson sampling with a Beta-Bernoulli or a Gaussian model.
@@ -194,16 +208,7 @@ class ThompsonSampling(_CountingAgent):
         sigma: float = 1.0,
         reward_family: str | None = "bernoulli",
     ) -> None:
-        if prior not in ("auto", "beta", "gaussian"):
-            raise ConfigError(f"prior must be one of auto, beta, gaussian, got {prior!r}")
-        if prior == "auto":
-            prior = "beta" if reward_family == "bernoulli" else "gaussian"
-        if prior == "beta" and reward_family not in ("bernoulli", None):
-            raise ConfigError(
-                f"thompson prior 'beta' needs 0/1 rewards but the env's are {reward_family}; "
-                "use prior 'gaussian'"
-            )
-        self.prior = prior
+        self.prior = thompson_prior(prior, reward_family, "thompson")
         self.sigma = check_range("sigma", sigma, 0.0, low_open=True)
         super().__init__(n_arms, n_runs, seed)
         self._out = np.zeros(self.n_runs, dtype=np.int64)

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from feedbackgym.agents.bandits import thompson_prior
 from feedbackgym.agents.base import AGENTS, BanditAgent, _init_params, register_agent
 from feedbackgym.agents.dueling import DuelingAgent
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
@@ -167,20 +168,6 @@ class QueuedDelayReduction(BanditAgent):
         return super().from_env(env, seed=seed, **params)
 
 
-def _beta_or_gaussian(prior: str, reward_family: str | None, name: str) -> str:
-    """The posterior model of a Thompson-sampling agent (as ``thompson``'s ``prior``)."""
-    if prior not in ("auto", "beta", "gaussian"):
-        raise ConfigError(f"prior must be one of auto, beta, gaussian, got {prior!r}")
-    if prior == "auto":
-        prior = "beta" if reward_family == "bernoulli" else "gaussian"
-    if prior == "beta" and reward_family not in ("bernoulli", None):
-        raise ConfigError(
-            f"{name} prior 'beta' needs 0/1 rewards but the env's are {reward_family}; "
-            "use prior 'gaussian'"
-        )
-    return prior
-
-
 def _check_binary(rewards: np.ndarray, name: str) -> None:
     if not np.all((rewards == 0.0) | (rewards == 1.0)):
         raise ConfigError(f"{name} prior 'beta' needs rewards in {{0, 1}}")
@@ -227,7 +214,7 @@ class DelayedThompsonSampling(BanditAgent):
         reward_family: str | None = "bernoulli",
     ) -> None:
         self.hallucinate = check_range("hallucinate", hallucinate, 0.0, 1.0)
-        self.prior = _beta_or_gaussian(prior, reward_family, "delayed-ts")
+        self.prior = thompson_prior(prior, reward_family, "delayed-ts")
         self.sigma = check_range("sigma", sigma, 0.0, low_open=True)
         super().__init__(n_arms, n_runs, seed)
 
@@ -304,7 +291,7 @@ class BatchedThompsonSampling(BanditAgent):
         reward_family: str | None = "bernoulli",
     ) -> None:
         self.period = 1 if period is None else check_positive_int("period", period)
-        self.prior = _beta_or_gaussian(prior, reward_family, "batched-ts")
+        self.prior = thompson_prior(prior, reward_family, "batched-ts")
         self.sigma = check_range("sigma", sigma, 0.0, low_open=True)
         super().__init__(n_arms, n_runs, seed)
 

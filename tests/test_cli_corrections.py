@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
+
+from tests.conftest import with_flags
+
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 GOOD = [
     "train",
@@ -16,26 +19,6 @@ GOOD = [
     "--n-envs", "1",
     "--no-progress",
 ]  # fmt: skip
-
-
-def with_flags(args: list[str], **flags: str | None) -> list[str]:
-    """``args`` with each ``--flag`` set to its value (dropped when None)."""
-    out = list(args)
-    for name, value in flags.items():
-        flag = "--" + name.replace("_", "-")
-        if flag in out:
-            i = out.index(flag)
-            del out[i : i + 2]
-        if value is not None:
-            out += [flag, value]
-    return out
-
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 def test_train_lang_goal_writes_its_summary(cli, tmp_path):

@@ -9,6 +9,9 @@ import torch
 import yaml
 
 from feedbackgym.studies import train as train_module
+from tests.conftest import with_flags
+
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 #: A tiny run's options that have no flag (SB3 and learner settings).
 TINY_YAML = {
@@ -30,26 +33,6 @@ GOOD = [
     "--device", "cpu",
     "--no-progress",
 ]  # fmt: skip
-
-
-def with_flags(args: list[str], **flags: str | None) -> list[str]:
-    """``args`` with each ``--flag`` set to its value (dropped when None)."""
-    out = list(args)
-    for name, value in flags.items():
-        flag = "--" + name.replace("_", "-")
-        if flag in out:
-            i = out.index(flag)
-            del out[i : i + 2]
-        if value is not None:
-            out += [flag, value]
-    return out
-
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import torch
 
 from feedbackgym.errors import ConfigError
 from feedbackgym.feedback import read_log
-from feedbackgym.studies import train as train_module
 from feedbackgym.studies.train import (
     Evaluator,
     TrainConfig,
@@ -21,6 +20,7 @@ from feedbackgym.studies.train import (
     make_teacher,
     train,
 )
+from tests.conftest import interrupt_at_evaluation
 
 GOAL = 0  # PointGoal's default goal_index: the same candidate is the goal in every episode
 BANANAS = ["Bananas are yellow."]
@@ -197,20 +197,6 @@ def test_the_same_seed_gives_the_same_run(tmp_path, lang_run, pref_run, algo):
     assert {k: again[k] for k in keys} == {k: summary_of(first)[k] for k in keys}
     for name in ("curve.csv", "feedback.jsonl"):
         assert (tmp_path / "again" / name).read_bytes() == (first / name).read_bytes()
-
-
-def interrupt_at_evaluation(monkeypatch, call: int) -> None:
-    """The ``call``-th evaluation raises KeyboardInterrupt, as Ctrl-C in the middle of a run."""
-    real = train_module.Evaluator.__call__
-    calls = []
-
-    def evaluate(self, learner):
-        calls.append(learner.num_timesteps)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return real(self, learner)
-
-    monkeypatch.setattr(train_module.Evaluator, "__call__", evaluate)
 
 
 @pytest.mark.parametrize(

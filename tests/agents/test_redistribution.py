@@ -7,7 +7,6 @@ import json
 import gymnasium
 import numpy as np
 import pytest
-import torch
 
 from feedbackgym.agents.redistribution import (
     RRDPPO,
@@ -22,6 +21,9 @@ from feedbackgym.feedback.delayed_rewards import (
     wrap_reward_delay,
 )
 from feedbackgym.studies.train import Evaluator, TrainConfig, make_env, train
+from tests.conftest import interrupt_at_evaluation
+
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 LAGS = [
     "lag:fixed:0",
@@ -33,14 +35,6 @@ LAGS = [
     "lag:batched:7",
     "lag:episode-end",
 ]
-
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    """train() sets torch's threads (1 by default); give the other tests theirs back."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 def play(env, episodes: int = 3, seed: int = 0):
@@ -258,19 +252,8 @@ def test_rrd_sac_runs_on_a_lagged_reward(tmp_path):
 
 
 def test_a_killed_rrd_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    from feedbackgym.studies import train as train_module
-
     config = tiny(eval_every=256, checkpoint_every=256)
-    real = train_module.Evaluator.__call__
-    calls = []
-
-    def evaluate(self, learner):  # Ctrl-C at the third evaluation (768 steps)
-        calls.append(learner.num_timesteps)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(self, learner)
-
-    monkeypatch.setattr(train_module.Evaluator, "__call__", evaluate)
+    interrupt_at_evaluation(monkeypatch, 3)  # Ctrl-C at the third evaluation (768 steps)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "run")
     monkeypatch.undo()

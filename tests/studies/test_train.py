@@ -16,6 +16,9 @@ from feedbackgym.errors import ConfigError
 from feedbackgym.feedback import RewardModel, read_log
 from feedbackgym.studies import train as train_module
 from feedbackgym.studies.train import TrainConfig, load_yaml, train
+from tests.conftest import interrupt_at_evaluation
+
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 PPO_KWARGS = {"n_steps": 64, "batch_size": 64, "n_epochs": 2}
 
@@ -52,14 +55,6 @@ def answers(log_path) -> list[float]:
 def curve(folder) -> list[dict[str, str]]:
     with open(folder / "curve.csv") as handle:
         return list(csv.DictReader(handle))
-
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads():
-    """train() sets torch's threads (1 by default); give the other tests theirs back."""
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +132,6 @@ def test_a_folder_holding_another_run_or_other_files_is_refused(earlier_run, tmp
 
 
 # ----- resume ---------------------------------------------------------------------------------
-def interrupt_at_evaluation(monkeypatch, call: int) -> None:
-    """The ``call``-th evaluation raises KeyboardInterrupt, as Ctrl-C in the middle of a run."""
-    real = train_module.Evaluator.__call__
-    calls = []
-
-    def evaluate(self, learner):
-        calls.append(learner.num_timesteps)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return real(self, learner)
-
-    monkeypatch.setattr(train_module.Evaluator, "__call__", evaluate)
 
 
 @pytest.mark.parametrize(

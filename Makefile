@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev,distributed,language]"
+	$(PIP) install -q -e ".[dev,distributed,language,multiagent]"
 	touch $@
 
 demo: $(VENV)/.installed

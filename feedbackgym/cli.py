@@ -275,9 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "envs":
             from feedbackgym.envs import describe, registered_ids
+            from feedbackgym.envs.multiagent import MULTIAGENT_ENVS, describe_multiagent
 
             for env_id in registered_ids():
                 print(f"{env_id:<40} {describe(env_id)}")
+            for env_id in sorted(MULTIAGENT_ENVS):
+                print(f"{env_id:<40} (multi-agent) {describe_multiagent(env_id)}")
         elif args.command == "agents":
             import inspect
 

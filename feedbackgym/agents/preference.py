@@ -20,6 +20,7 @@ from feedbackgym.agents.queries import (
     QUERY_STRATEGIES,
     SCHEDULES,
     SegmentPool,
+    TeamPool,
     label_schedule,
     select_queries,
     split_segments,
@@ -67,7 +68,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
 
     def step_wait(self) -> Any:
         obs, true_rewards, dones, infos = self.venv.step_wait()
-        self.pool.add(self._obs, self._actions, true_rewards)
+        self.pool.add(self._obs, self._actions, true_rewards, infos)
         for info, value in zip(infos, true_rewards, strict=True):
             info.setdefault("true_reward", float(value))  # a reward-delay wrapper set it first
         if self.reward_fn is None:
@@ -94,6 +95,17 @@ class PreferenceLearner:
     Pairwise teachers are asked ``prefer``; ranking teachers (e.g. ``plackett-luce``) rank
     ``ranking_size`` segments per query, fitted with the Plackett-Luce likelihood; either way
     a query is one label.
+
+    Multi-agent envs (a :class:`~feedbackgym.envs.multiagent.vector.TeamVecEnv`: one slot per
+    agent and team copy) train one policy shared by every agent (parameter sharing), as in
+    Multi-Agent RLHF (Zhang et al. 2024). The teacher then has a scope: a ``team`` teacher
+    compares joint segments of a whole team by the team return, a ``per-agent`` teacher one
+    agent's segments by its own return. The reward model scores each agent's observation and
+    action with one shared network and sums over the team (``agent_axis``); each agent is
+    trained on the team's learned reward (its mean over agents) under a team teacher, on its
+    own part under a per-agent teacher. MARLHF's temporal regulariser is the reward model's
+    ``temporal_reg``. Deviation from MARLHF: online queries on the policy's own experience (as
+    Christiano et al.), not an offline data set, and no imitation term.
 
     :param env: an SB3 VecEnv (e.g. from ``stable_baselines3.common.env_util.make_vec_env``).
     :param teacher: a pairwise or ranking feedback model (None for the true-reward baselines).
@@ -137,6 +149,8 @@ class PreferenceLearner:
     #: step), once SB3 has stored the rollout's steps; else right after a step, before SB3
     #: stores it.
     round_at_rollout_end: ClassVar[bool] = True
+    #: The learner trains a shared policy on multi-agent envs (TeamVecEnv).
+    multiagent_ok: ClassVar[bool] = False
     registry_name: ClassVar[str] = ""
 
     def __init__(
@@ -202,10 +216,17 @@ class PreferenceLearner:
                 "from segment preferences only"
             )
         self.check_env(env)
+        self.n_agents, self.scope = check_team(env, teacher if self.uses_feedback else None, name)
+        if self.n_agents and not self.multiagent_ok:
+            raise ConfigError(
+                f"algo {name!r} does not train on multi-agent envs; use pref-ppo (or ppo)"
+            )
         self.teacher = teacher
         self.rng = np.random.default_rng(self.seed)
         # Rounds run while the envs and the policy wait: the fit may take every core.
         defaults = {"seed": self.seed, "threads": os.cpu_count() or 1}
+        if self.n_agents:
+            defaults["agent_axis"] = True
         self.reward_model = RewardModel(**{**defaults, **(reward_model or {})}, device=device)
         self.update_every = check_positive_int(
             "update_every", update_every or self.default_update_every(env)
@@ -213,7 +234,12 @@ class PreferenceLearner:
         capacity = pool_steps or self.default_pool_steps(env)
         if self.consequence_steps:  # room for a segment and what followed it
             capacity = max(capacity, self.segment_length + self.consequence_steps)
-        self.pool = SegmentPool(env.num_envs, capacity)
+        if self.n_agents:
+            self.pool: SegmentPool = TeamPool(
+                env.num_envs, capacity, self.n_agents, self.scope or "team"
+            )
+        else:
+            self.pool = SegmentPool(env.num_envs, capacity)
         self.comparisons = Comparisons()
         #: Answers asked but not yet arrived: (round asked, segments shown, answers).
         self.pending: list[tuple[int, list[Segments], np.ndarray]] = []
@@ -252,9 +278,26 @@ class PreferenceLearner:
 
     def _reward(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
         """The reward the agent is trained on: the ensemble's, standardised (0 before fitting)."""
+        return self.learned_reward(obs, actions)
+
+    def learned_reward(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The learned reward of one vector step, one value per env slot (0 before fitting).
+
+        On a multi-agent env each slot is one agent: its team's mean learned reward under a
+        team teacher, its own part under a per-agent teacher.
+        """
         if not self.reward_model.fitted:
             return np.zeros(len(obs), dtype=np.float32)
-        return self.reward_model.reward(obs, actions)
+        if not self.n_agents:
+            return self.reward_model.reward(obs, actions)
+        obs, actions = np.asarray(obs), np.asarray(actions)
+        a = self.n_agents
+        per_agent = self.reward_model.reward(
+            obs.reshape((-1, a) + obs.shape[1:]), actions.reshape((-1, a) + actions.shape[1:])
+        )
+        if self.scope == "team":
+            per_agent = np.repeat(per_agent.mean(axis=1, keepdims=True), a, axis=1)
+        return per_agent.reshape(-1)
 
     def _after_round(self) -> None:
         """Called after each reward-model update (pref-SAC relabels its buffer here)."""
@@ -373,8 +416,16 @@ class PreferenceLearner:
         return sum(len(groups[0]) for _, groups, _ in self.pending)
 
     def summary_metrics(self) -> dict[str, Any]:
-        """Extra figures for a run's summary: the late answers that never arrived."""
-        return {"labels_pending": self.labels_pending} if self.label_delay_rounds else {}
+        """Extra figures for a run's summary: the late answers that never arrived; on a
+        multi-agent env, the team size and the teacher's scope."""
+        out: dict[str, Any] = {}
+        if self.label_delay_rounds:
+            out["labels_pending"] = self.labels_pending
+        if self.n_agents:
+            out["agents_per_team"] = self.n_agents
+        if self.scope:
+            out["teacher_scope"] = self.scope
+        return out
 
     @property
     def reward_model_accuracy(self) -> float:
@@ -488,6 +539,28 @@ def _atomic(path: Path, write: Any) -> None:
     tmp.replace(path)
 
 
+def check_team(env: VecEnv, teacher: Any, algo: str) -> tuple[int | None, str | None]:
+    """``(agents per team, teacher scope)`` of a run: ``(None, None)`` on a single-agent env;
+    a teacher whose scope does not fit the env is a one-line ConfigError."""
+    from feedbackgym.feedback.multiagent import SCOPES, teacher_scope
+
+    n_agents = getattr(env, "n_agents", None)
+    scope = teacher_scope(teacher)
+    if n_agents is None:
+        if scope is not None:
+            raise ConfigError(
+                f"a {scope}-scoped teacher judges multi-agent teams, but the env is single-agent; "
+                "use a single-agent teacher (oracle, stochastic, mistake, ...)"
+            )
+        return None, None
+    if teacher is not None and scope is None:
+        raise ConfigError(
+            f"algo {algo!r} on a multi-agent env needs a team teacher, one of: team ("
+            f"{SCOPES['team']}), per-agent ({SCOPES['agent']}); got a single-agent teacher"
+        )
+    return int(n_agents), scope
+
+
 def takes_consequences(teacher: Any) -> bool:
     """Whether ``teacher`` can be shown what followed each segment (a hindsight teacher, or a
     budget around one)."""
@@ -510,7 +583,13 @@ def teacher_verb(teacher: Any, algo: str) -> str:
     if teacher is None or kind not in QUERY_VERBS:
         from feedbackgym.feedback import FEEDBACK_MODELS
 
-        fitting = [n for n in FEEDBACK_MODELS.names() if FEEDBACK_MODELS.get(n).kind in QUERY_VERBS]
+        fitting = [
+            n
+            for n in FEEDBACK_MODELS.names()
+            if FEEDBACK_MODELS.get(n).kind in QUERY_VERBS
+            and getattr(FEEDBACK_MODELS.get(n), "scope", None) is None
+        ]
+        fitting += ["team and per-agent (on multi-agent envs)"]
         fitting += ["budget (around one of these)", "replay (of a log of one of these)"]
         what = "no teacher" if teacher is None else f"a {kind} teacher"
         raise ConfigError(
@@ -557,6 +636,7 @@ class PrefPPO(PreferenceLearner):
 
     sb3_class = PPO
     round_at_rollout_end = True
+    multiagent_ok = True
 
     def default_update_every(self, env: VecEnv) -> int:
         return int(self.algo_kwargs.get("n_steps", 2048)) * env.num_envs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
@@ -33,7 +35,9 @@ class SegmentPool:
         self.head = 0  # next row to write
         self.filled = 0
 
-    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+    def add(
+        self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, infos: Any = None
+    ) -> None:
         """Store one step of every env (``obs``: what each env's action was taken in)."""
         obs, actions = np.asarray(obs), np.asarray(actions)
         if self.obs is None:
@@ -73,6 +77,74 @@ class SegmentPool:
     def load_state(self, state: dict[str, np.ndarray | int | None]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+
+
+class TeamPool(SegmentPool):
+    """A :class:`SegmentPool` of a multi-agent VecEnv (slot ``c * n_agents + i`` is agent ``i``
+    of copy ``c``, as :class:`~feedbackgym.envs.multiagent.vector.TeamVecEnv` lays them out).
+
+    Segments carry an agent axis: observations ``(n, L, agents, ...)`` and actions
+    ``(n, L, agents, ...)``. With ``scope="team"`` a segment is the whole team of one copy and
+    its rewards are the team reward (``info["team_reward"]``); with ``scope="agent"`` it is one
+    agent's steps (an agent axis of 1) with that agent's own reward.
+
+    :param n_envs: slots of the VecEnv (copies times agents).
+    :param capacity: steps kept per slot.
+    :param n_agents: agents per copy.
+    :param scope: "team" or "agent".
+    """
+
+    def __init__(self, n_envs: int, capacity: int, n_agents: int, scope: str = "team") -> None:
+        super().__init__(n_envs, capacity)
+        self.n_agents = check_positive_int("n_agents", n_agents)
+        if self.n_envs % self.n_agents:
+            raise ConfigError(f"{n_envs} slots do not split into teams of {n_agents} agents")
+        self.scope = check_choice("scope", scope, ("team", "agent"))
+        self.copies = self.n_envs // self.n_agents
+        self.team = np.zeros((self.capacity, self.copies), dtype=np.float64)
+
+    def add(
+        self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, infos: Any = None
+    ) -> None:
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if infos is not None and "team_reward" in infos[0]:
+            team = np.array([infos[c * self.n_agents]["team_reward"] for c in range(self.copies)])
+        else:
+            team = rewards.reshape(self.copies, self.n_agents).mean(axis=1)
+        self.team[self.head] = team
+        super().add(obs, actions, rewards)
+
+    def _team_view(self, array: np.ndarray) -> np.ndarray:
+        """``(capacity, slots, ...)`` -> ``(capacity, copies, agents, ...)``."""
+        return array.reshape((self.capacity, self.copies, self.n_agents) + array.shape[2:])
+
+    def steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every stored joint step: ``(obs (n, agents, ...), actions (n, agents, ...))``."""
+        if self.obs is None or self.actions is None:
+            raise ConfigError("the segment pool is empty")
+        obs = self._team_view(self.obs)[: self.filled]
+        actions = self._team_view(self.actions)[: self.filled]
+        return obs.reshape((-1,) + obs.shape[2:]), actions.reshape((-1,) + actions.shape[2:])
+
+    def sample(self, n: int, length: int, rng: np.random.Generator) -> Segments:
+        if self.scope == "agent":  # one agent's steps, as a team of one
+            seg = super().sample(n, length, rng)
+            return Segments(seg.rewards, seg.obs[:, :, None], seg.actions[:, :, None])
+        if self.obs is None or self.actions is None or self.filled < length:
+            raise ConfigError(
+                f"segment_length={length} is longer than the {self.filled} steps collected per "
+                f"env so far; use a shorter segment_length"
+            )
+        copy = rng.integers(self.copies, size=n)
+        start = rng.integers(self.filled - length + 1, size=n)
+        oldest = self.head if self.filled == self.capacity else 0
+        rows = (oldest + start[:, None] + np.arange(length)) % self.capacity
+        cols = copy[:, None]
+        obs, actions = self._team_view(self.obs), self._team_view(self.actions)
+        return Segments(self.team[rows, cols], obs[rows, cols], actions[rows, cols])
+
+    def state(self) -> dict[str, np.ndarray | int | None]:
+        return {**super().state(), "team": self.team}
 
 
 def label_schedule(

@@ -213,6 +213,7 @@ class ReturnDecompositionLearner(PreferenceLearner):
 
     uses_feedback = False
     uses_segments = False
+    multiagent_ok = False
 
     def __init__(
         self,

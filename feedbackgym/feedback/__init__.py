@@ -41,6 +41,7 @@ from feedbackgym.feedback.log import (
     read_log,
     rebuild_models,
 )
+from feedbackgym.feedback.multiagent import PerAgentTeacher, TeamTeacher, teacher_scope
 from feedbackgym.feedback.panels import Budget, BudgetExhausted, Panel
 from feedbackgym.feedback.preferences import (
     BPrefTeacher,
@@ -80,6 +81,9 @@ __all__ = [
     "from_config",
     "make_feedback_model",
     "register_feedback_model",
+    "PerAgentTeacher",
+    "TeamTeacher",
+    "teacher_scope",
     "PreferenceModel",
     "BPrefTeacher",
     "OracleTeacher",

@@ -176,6 +176,15 @@ class RewardModel:
     :param threads: CPU threads while fitting (None: one for small data sets, else torch's).
     :param use_actions: a reward of observation and action (Christiano et al.; PEBBLE), or of
         the observation alone (False: the reward cannot favour actions for their own sake).
+    :param agent_axis: steps carry an agent axis after the step axis (multi-agent segments
+        ``(n, L, agents, ...)``): one network, shared by the agents, scores each agent's
+        observation and action, and a step's reward is the sum over its agents (a team reward
+        decomposed over agents, as in MARLHF, Zhang et al. 2024). :meth:`reward` then returns
+        each agent's part, shape ``(n, agents)``.
+    :param temporal_reg: weight of MARLHF's temporal regulariser (Zhang et al. 2024): the mean
+        squared difference between consecutive steps' rewards within each labelled segment,
+        which spreads a segment's return evenly over its steps instead of on a few of them.
+        0 (the default) turns it off.
     """
 
     def __init__(
@@ -194,6 +203,8 @@ class RewardModel:
         bounded: bool = False,
         threads: int | None = None,
         mistake_rate: float = 0.0,
+        agent_axis: bool = False,
+        temporal_reg: float = 0.0,
     ) -> None:
         self.members = check_positive_int("members", members)
         self.hidden = check_positive_int("hidden", hidden)
@@ -210,6 +221,8 @@ class RewardModel:
         self.bounded = bool(bounded)
         self.threads = None if threads is None else check_positive_int("threads", threads)
         self.mistake_rate = check_range("mistake_rate", mistake_rate, 0.0, 0.5, high_open=True)
+        self.agent_axis = bool(agent_axis)
+        self.temporal_reg = check_range("temporal_reg", temporal_reg, 0.0)
         self.network: Any = None
         self.optimiser: Any = None
         self.feature_mean: np.ndarray | None = None
@@ -234,7 +247,9 @@ class RewardModel:
         return value.reshape(value.shape[:lead] + (-1,)).astype(np.float32, copy=False)
 
     def features(self, obs: np.ndarray, actions: np.ndarray | None, lead: int = 1) -> np.ndarray:
-        """Unnormalised step features, shape ``obs.shape[:lead] + (f,)``."""
+        """Unnormalised step features, shape ``obs.shape[:lead] + (f,)`` (with the agent axis:
+        ``obs.shape[:lead + 1] + (f,)``)."""
+        lead += self.agent_axis
         parts = [self._encode("obs", np.asarray(obs), lead)]
         if actions is not None and self.use_actions:
             parts.append(self._encode("actions", np.asarray(actions), lead))
@@ -358,53 +373,68 @@ class RewardModel:
         for k in range(steps):
             yield cut(pp, pair_cuts, k), cut(rp, rank_cuts, k)
 
-    def _returns(self, x: Any) -> Any:
-        """Member returns of segments ``x[member, query, slot, step, f]`` -> ``(M, q, slot)``."""
-        m, q, s, length, f = x.shape
-        return self.network(x.reshape(m, -1, f)).reshape(m, q, s, length).sum(dim=-1)
+    def _step_rewards(self, x: Any) -> Any:
+        """Member rewards of each step of segments ``x[member, query, slot, step, (agent,) f]``
+        -> ``(M, q, slot, step)`` (summed over agents)."""
+        m, f = x.shape[0], x.shape[-1]
+        steps = self.network(x.reshape(m, -1, f)).reshape(x.shape[:-1])
+        return steps.sum(dim=-1) if self.agent_axis else steps
+
+    def _regulariser(self, steps: Any) -> Any:
+        """MARLHF's temporal term: ``temporal_reg`` times the mean squared difference of
+        consecutive step rewards, summed over members (as the likelihood terms are)."""
+        if not self.temporal_reg or steps.shape[-1] < 2:
+            return 0.0
+        diff = steps[..., 1:] - steps[..., :-1]
+        return self.temporal_reg * diff.pow(2).flatten(1).mean(dim=1).sum()
 
     def _pair_loss(self, x: Any, y: Any) -> Any:
         import torch
 
-        returns = self._returns(x)  # x: (M, b, 2, L, f)
+        steps = self._step_rewards(x)  # x: (M, b, 2, L, (A,) f)
+        returns = steps.sum(dim=-1)
         logits = returns[..., 0] - returns[..., 1]
         target = y.expand_as(logits) if y.dim() == 1 else y
         if not self.mistake_rate:
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, target, reduction="sum"
             )
-            return loss / logits.shape[1]
+            return loss / logits.shape[1] + self._regulariser(steps)
         # P(a > b) = eps + (1 - 2 eps) sigmoid(R_a - R_b): the teacher flips a fraction eps.
         eps = self.mistake_rate
         p = eps + (1 - 2 * eps) * torch.sigmoid(logits)
         loss = -(target * torch.log(p) + (1 - target) * torch.log(1 - p)).sum()
-        return loss / logits.shape[1]
+        return loss / logits.shape[1] + self._regulariser(steps)
 
     def _rank_loss(self, x: Any, orders: Any) -> Any:
         import torch
 
-        returns = self._returns(x)  # (M, b, m)
+        steps = self._step_rewards(x)
+        returns = steps.sum(dim=-1)  # (M, b, m)
         ordered = torch.gather(returns, 2, orders)
         # log P(order) = sum_k R_(k) - logsumexp_{j >= k} R_(j): a reversed cumulative logsumexp.
         tail = torch.logcumsumexp(ordered.flip(-1), dim=-1).flip(-1)
-        return -(ordered - tail).sum() / returns.shape[1]
+        return -(ordered - tail).sum() / returns.shape[1] + self._regulariser(steps)
 
     # ----- prediction ---------------------------------------------------------------------
     def member_rewards(self, obs: np.ndarray, actions: np.ndarray | None) -> np.ndarray:
-        """Each member's reward of each step, shape ``(members, n)`` for ``n`` steps."""
+        """Each member's reward of each step, shape ``(members, n)`` for ``n`` steps
+        (``(members, n, agents)``, each agent's part, with the agent axis)."""
         import torch
 
         self._check_fitted()
         feats = self.features(obs, actions, lead=1)
+        shape = feats.shape[:-1]
+        feats = feats.reshape(-1, feats.shape[-1])
         if self.device == "cpu" and feats.shape[0] <= SMALL_STEP_BATCH:
-            return self._numpy_forward(feats)
+            return self._numpy_forward(feats).reshape((self.members,) + shape)
         out = np.empty((self.members, feats.shape[0]), dtype=np.float32)
         chunk = 1 << 16
         with torch.no_grad(), cpu_threads(self.device, feats.shape[0]):
             for start in range(0, feats.shape[0], chunk):
                 x = self._scaled(feats[start : start + chunk])
                 out[:, start : start + chunk] = self.network(x).cpu().numpy()
-        return out
+        return out.reshape((self.members,) + shape)
 
     def _numpy_forward(self, feats: np.ndarray) -> np.ndarray:
         """The network in numpy: for the few rows of one vector step, torch's per-call cost
@@ -427,7 +457,8 @@ class RewardModel:
     def reward(
         self, obs: np.ndarray, actions: np.ndarray | None, normalise: bool = True
     ) -> np.ndarray:
-        """The ensemble's mean reward of each step, shape ``(n,)`` (float32).
+        """The ensemble's mean reward of each step, shape ``(n,)`` (float32; ``(n, agents)``
+        with the agent axis).
 
         ``normalise`` applies the scale set by :meth:`calibrate` (identity until then).
         """
@@ -451,6 +482,8 @@ class RewardModel:
         flat_obs = obs.reshape((n * m * length,) + obs.shape[3:])
         flat_act = actions.reshape((n * m * length,) + actions.shape[3:])
         steps = self.member_rewards(flat_obs, flat_act).astype(np.float64)
+        if self.agent_axis:
+            steps = steps.sum(axis=-1)
         returns = steps.reshape(self.members, n, m, length).sum(axis=-1)
         return returns[..., 0] if isinstance(segments, Segments) else returns
 
@@ -484,6 +517,8 @@ class RewardModel:
                 "bounded": self.bounded,
                 "threads": self.threads,
                 "mistake_rate": self.mistake_rate,
+                "agent_axis": self.agent_axis,
+                "temporal_reg": self.temporal_reg,
             },
             "one_hot": dict(self.one_hot),
             "feature_mean": self.feature_mean,

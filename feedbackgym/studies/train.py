@@ -26,10 +26,13 @@ RUNTIME_KEYS = ("progress", "device")
 class TrainConfig:
     """Everything that defines a training run (the keys of its ``config.yaml``).
 
-    :param env: a Gymnasium id (``module:ID`` imports ``module`` first).
+    :param env: a Gymnasium id (``module:ID`` imports ``module`` first), or a multi-agent id
+        listed by ``feedbackgym envs`` (e.g. ``mpe2/simple_spread_v3``): every agent then acts
+        with one shared policy, and the returns reported are the team's.
     :param algo: a registered learner: pref-ppo, pref-sac, ppo, sac, lang-goal, pref-goal,
         rrd-ppo, rrd-sac (from a delayed reward, see ``reward_delay``).
-    :param timesteps: environment steps in all (over every parallel env).
+    :param timesteps: environment steps in all (over every parallel env; on a multi-agent env
+        every agent's step counts).
     :param teacher: a registered feedback model the algo can learn from (None: the algo's
         default, ``oracle`` or, for lang-goal, ``language``).
     :param labels: the most answers to ask for over the run, corrections included (learners
@@ -39,7 +42,7 @@ class TrainConfig:
     :param query: uniform, disagreement or entropy (learners from segments only).
     :param segment_length: steps per segment shown to the teacher (learners from segments only).
     :param encoder: sentence encoder of learners from corrections (builtin, minilm).
-    :param n_envs: parallel envs.
+    :param n_envs: parallel envs (on a multi-agent env: parallel teams).
     :param seed: seed of everything in the run.
     :param device: auto, cpu or cuda.
     :param algo_kwargs: hyperparameters of the SB3 algorithm (SB3's defaults, except PPO's
@@ -130,7 +133,11 @@ def check_env_id(env_id: str) -> Any:
     import gymnasium
 
     import feedbackgym  # noqa: F401  (registers our envs)
+    from feedbackgym.envs.multiagent import check_versions, is_multiagent
 
+    if is_multiagent(env_id):
+        check_versions()
+        return None
     module, _, name = env_id.rpartition(":")
     try:
         if module:  # gymnasium's "module:ID" form: importing the module registers the env
@@ -153,9 +160,18 @@ def make_env(config: TrainConfig, n_envs: int, seed: int, delayed: bool = True) 
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
+    from feedbackgym.envs.multiagent import is_multiagent
     from feedbackgym.feedback.delayed_rewards import parse_reward_delay
 
     check_env_id(config.env)
+    if is_multiagent(config.env):
+        from feedbackgym.envs.multiagent.vector import make_team_vec_env
+
+        if config.reward_delay is not None:
+            raise ConfigError(
+                f"reward_delay applies to single-agent envs; {config.env!r} is multi-agent"
+            )
+        return make_team_vec_env(config.env, n_envs, seed, config.env_kwargs)
     delay = parse_reward_delay(config.reward_delay) if delayed and config.reward_delay else None
 
     def build(rank: int) -> Any:
@@ -238,12 +254,19 @@ def make_learner(config: TrainConfig, teacher: Any, tensorboard: str | None = No
 
     cls = LEARNERS.get(config.algo)
     env = make_env(config, config.n_envs, config.seed)
+    if getattr(env, "n_agents", None) and not getattr(cls, "multiagent_ok", False):
+        env.close()
+        multi = [n for n in LEARNERS.names() if getattr(LEARNERS.get(n), "multiagent_ok", False)]
+        raise ConfigError(
+            f"algo {config.algo!r} does not train on multi-agent envs like {config.env!r}; "
+            f"valid: {', '.join(multi)}"
+        )
     kwargs = dict(config.learner_kwargs)
     algo_kwargs = dict(config.algo_kwargs)
     if getattr(cls.sb3_class, "__name__", "") == "PPO" and "n_steps" not in algo_kwargs:
         # SB3's 2048 steps per env and rollout would leave a short run a handful of rollouts
         # (and reward-model rounds): at most a tenth of the run per rollout, a power of two.
-        per_env = config.timesteps // (10 * config.n_envs)
+        per_env = config.timesteps // (10 * env.num_envs)
         algo_kwargs["n_steps"] = int(2 ** np.clip(np.floor(np.log2(max(per_env, 1))), 5, 11))
     if cls.uses_feedback:
         kwargs.update(teacher=teacher, labels=config.labels)
@@ -272,6 +295,10 @@ class Evaluator:
     training), so successive evaluations differ only by the policy. Also reports the
     correlation between the learned and the true step reward on those fresh steps, and the
     success rate when the env reports ``success`` (or ``is_success``) in ``info``.
+
+    On a multi-agent env an episode is one team's: its return is the team return (the sum of
+    ``info["team_reward"]``), and the learned reward is correlated with what the teacher
+    judges (the team reward, or each agent's own under a per-agent teacher).
     """
 
     def __init__(self, config: TrainConfig, episodes: int) -> None:
@@ -284,33 +311,42 @@ class Evaluator:
         env.seed(self.seed)
         obs = env.reset()
         n = env.num_envs
+        agents = getattr(env, "n_agents", None) or 1
+        own = getattr(learner, "scope", None) == "agent"
+        reward_of = getattr(learner, "learned_reward", None)
+        model = getattr(learner, "reward_model", None)
+        if model is None or not model.fitted:
+            reward_of = None
         returns = np.zeros(n)
         done = np.zeros(n, dtype=bool)
         success = np.full(n, np.nan)
-        steps_obs, steps_act, steps_rew = [], [], []
+        steps_learned, steps_rew = [], []
         while not done.all():
             actions, _ = learner.predict(obs, deterministic=True)
             live = ~done
-            steps_obs.append(obs[live])
-            steps_act.append(np.asarray(actions)[live])
+            if reward_of is not None:
+                steps_learned.append(reward_of(obs, np.asarray(actions))[live])
             obs, rewards, dones, infos = env.step(actions)
-            steps_rew.append(rewards[live])
-            returns[live] += rewards[live]
+            team = np.array(
+                [info.get("team_reward", r) for info, r in zip(infos, rewards, strict=True)]
+            )
+            steps_rew.append((rewards if own else team)[live])
+            returns[live] += team[live]
             for i in np.flatnonzero(live & dones):
                 flag = infos[i].get("is_success", infos[i].get("success"))
                 if flag is not None:
                     success[i] = float(flag)
             done |= dones
+        returns = returns[::agents]  # one return per team (agents share it)
         out = {
             "true_return_mean": float(returns.mean()),
             "true_return_std": float(returns.std()),
-            "eval_episodes": int(n),
+            "eval_episodes": int(len(returns)),
         }
         if not np.isnan(success).all():
             out["success_rate"] = float(np.nanmean(success))
-        model = getattr(learner, "reward_model", None)
-        if model is not None and model.fitted:
-            learned = model.reward(np.concatenate(steps_obs), np.concatenate(steps_act))
+        if reward_of is not None:
+            learned = np.concatenate(steps_learned)
             true = np.concatenate(steps_rew)
             if learned.std() > 0 and true.std() > 0:
                 out["reward_correlation"] = float(np.corrcoef(learned, true)[0, 1])

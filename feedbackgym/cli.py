@@ -116,6 +116,21 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    sweep = sub.add_parser(
+        "sweep",
+        help="run (or resume) a grid of training runs",
+        description="Run a grid of `feedbackgym train` runs (a sweep file: base options, grid "
+        "axes, seeds), one run folder per cell under OUT/cells, on worker processes or Ray, and "
+        "write OUT/summary.csv, OUT/aggregate.csv (IQM and 95%% stratified-bootstrap intervals "
+        "over seeds), returns.png and profiles.png. Re-running resumes.",
+    )
+    sweep.add_argument("--config", required=True, help="sweep YAML file (base, grid)")
+    sweep.add_argument("--out", required=True, help="sweep folder")
+    sweep.add_argument("--backend", default="local", help="local or ray")
+    sweep.add_argument("--ray-address", help="Ray cluster to join (default: a local Ray)")
+    sweep.add_argument("--workers", type=int, default=1, help="cells run at once")
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     demo = sub.add_parser("demo", help="a regret study and a pref-PPO run on built-in defaults")
     demo.add_argument("--out", default="results/demo", help="results folder")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -215,6 +230,43 @@ def _train(args: argparse.Namespace) -> None:
     _print_train_summary(summary, out)
 
 
+def _sweep(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from feedbackgym.studies.sweep import Sweep, run_sweep
+
+    sweep = Sweep.from_yaml(args.config)
+    out = Path(args.out)
+    run_sweep(
+        sweep,
+        out,
+        backend=args.backend,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        progress=not args.no_progress,
+    )
+    import csv
+
+    with open(out / "aggregate.csv") as handle:
+        groups = list(csv.DictReader(handle))
+    keys = [k for k in sweep.grid if k != "seed"]
+    table = Table(title=f"sweep -> {out}")
+    for column in (*keys, "seeds", "IQM return [95% CI]", "normalised IQM"):
+        table.add_column(column, justify="right" if column in ("seeds",) else "left")
+    for g in groups:
+        table.add_row(
+            *(g[k] for k in keys),
+            g["seeds"],
+            f"{float(g['return_iqm']):.1f} [{float(g['return_iqm_low']):.1f}, "
+            f"{float(g['return_iqm_high']):.1f}]",
+            f"{float(g['normalised_iqm']):.2f}" if g["normalised_iqm"] else "-",
+        )
+    Console().print(table)
+    for name in ("summary.csv", "aggregate.csv", "returns.png", "profiles.png"):
+        print(f"{name:<14} {out / name}")
+
+
 def _print_train_summary(summary: dict[str, Any], out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -293,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _regret(args)
         elif args.command == "train":
             _train(args)
+        elif args.command == "sweep":
+            _sweep(args)
         elif args.command == "demo":
             means = [round(float(m), 4) for m in np.linspace(0.9, 0.1, 10)]
             _regret(

@@ -131,6 +131,9 @@ class PreferenceLearner:
         (one whose ``prefer`` takes ``a_after``/``b_after``, e.g. ``HindsightTeacher``) with
         it; the reward model still learns from the segments alone. None: ``segment_length``
         for such teachers, 0 (none) for the others.
+    :param agent_reward: on a multi-agent env, what each agent is trained on: "team" (its
+        team's mean learned reward), "own" (its own part of the team's learned reward) or
+        "auto" ("team" under a team teacher, "own" under a per-agent teacher).
     :param algo_kwargs: keyword arguments of the SB3 algorithm (its hyperparameters).
     :param device: "auto", "cpu" or "cuda": the SB3 policy and the reward ensemble.
     :param seed: seed of the policy, the reward model and the query draws.
@@ -175,6 +178,7 @@ class PreferenceLearner:
         verbose: int = 0,
         label_delay_rounds: int = 0,
         consequence_steps: int | None = None,
+        agent_reward: str = "auto",
     ) -> None:
         name = self.registry_name or type(self).__name__
         self.device = resolve_device(device)
@@ -221,6 +225,10 @@ class PreferenceLearner:
             raise ConfigError(
                 f"algo {name!r} does not train on multi-agent envs; use pref-ppo (or ppo)"
             )
+        check_choice("agent_reward", agent_reward, ("auto", "team", "own"))
+        if agent_reward == "auto":
+            agent_reward = "own" if self.scope == "agent" else "team"
+        self.agent_reward = agent_reward
         self.teacher = teacher
         self.rng = np.random.default_rng(self.seed)
         # Rounds run while the envs and the policy wait: the fit may take every core.
@@ -283,8 +291,8 @@ class PreferenceLearner:
     def learned_reward(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """The learned reward of one vector step, one value per env slot (0 before fitting).
 
-        On a multi-agent env each slot is one agent: its team's mean learned reward under a
-        team teacher, its own part under a per-agent teacher.
+        On a multi-agent env each slot is one agent: its team's mean learned reward, or its own
+        part of it (``agent_reward``).
         """
         if not self.reward_model.fitted:
             return np.zeros(len(obs), dtype=np.float32)
@@ -295,7 +303,7 @@ class PreferenceLearner:
         per_agent = self.reward_model.reward(
             obs.reshape((-1, a) + obs.shape[1:]), actions.reshape((-1, a) + actions.shape[1:])
         )
-        if self.scope == "team":
+        if self.agent_reward == "team":
             per_agent = np.repeat(per_agent.mean(axis=1, keepdims=True), a, axis=1)
         return per_agent.reshape(-1)
 
@@ -785,4 +793,4 @@ class TrueSAC(PrefSAC):
 
 # The goal learners for PointGoal (lang-goal, pref-goal) and the return-decomposition learners
 # (rrd-ppo, rrd-sac) join the same --algo registry.
-from feedbackgym.agents import corrections, redistribution  # noqa: E402, F401
+from feedbackgym.agents import corrections, cpl, redistribution  # noqa: E402, F401

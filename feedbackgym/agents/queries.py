@@ -59,17 +59,24 @@ class SegmentPool:
 
     def sample(self, n: int, length: int, rng: np.random.Generator) -> Segments:
         """``n`` segments of ``length`` consecutive steps, each from a random env and start."""
+        rows, cols = self._windows(n, length, rng, self.n_envs)
+        return Segments(self.rewards[rows, cols], self.obs[rows, cols], self.actions[rows, cols])
+
+    def _windows(
+        self, n: int, length: int, rng: np.random.Generator, columns: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Indices ``(rows (n, length), cols (n, 1))`` of ``n`` windows of ``length`` steps,
+        each in a random one of ``columns`` columns, at a random start."""
         if self.obs is None or self.actions is None or self.filled < length:
             raise ConfigError(
                 f"segment_length={length} is longer than the {self.filled} steps collected per "
                 f"env so far; use a shorter segment_length"
             )
-        env = rng.integers(self.n_envs, size=n)
+        column = rng.integers(columns, size=n)
         start = rng.integers(self.filled - length + 1, size=n)
         oldest = self.head if self.filled == self.capacity else 0
         rows = (oldest + start[:, None] + np.arange(length)) % self.capacity
-        cols = env[:, None]
-        return Segments(self.rewards[rows, cols], self.obs[rows, cols], self.actions[rows, cols])
+        return rows, column[:, None]
 
     def state(self) -> dict[str, np.ndarray | int | None]:
         return {k: getattr(self, k) for k in ("obs", "actions", "rewards", "head", "filled")}
@@ -130,16 +137,7 @@ class TeamPool(SegmentPool):
         if self.scope == "agent":  # one agent's steps, as a team of one
             seg = super().sample(n, length, rng)
             return Segments(seg.rewards, seg.obs[:, :, None], seg.actions[:, :, None])
-        if self.obs is None or self.actions is None or self.filled < length:
-            raise ConfigError(
-                f"segment_length={length} is longer than the {self.filled} steps collected per "
-                f"env so far; use a shorter segment_length"
-            )
-        copy = rng.integers(self.copies, size=n)
-        start = rng.integers(self.filled - length + 1, size=n)
-        oldest = self.head if self.filled == self.capacity else 0
-        rows = (oldest + start[:, None] + np.arange(length)) % self.capacity
-        cols = copy[:, None]
+        rows, cols = self._windows(n, length, rng, self.copies)
         obs, actions = self._team_view(self.obs), self._team_view(self.actions)
         return Segments(self.team[rows, cols], obs[rows, cols], actions[rows, cols])
 

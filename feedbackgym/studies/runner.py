@@ -122,8 +122,7 @@ def _run_cells(
             speed = bar.tasks[task].speed
             bar.update(task, rate=f"{speed / 1e6:.2f}M/s" if speed else "")
 
-        execute = _run_ray if backend == "ray" else _run_local
-        for cell, result, streamed in execute(todo, workers, ray_address, advance):
+        for cell, result, streamed in execute(run_cell, todo, backend, workers, advance):
             io.write_npz(cells_dir / f"{cell.name}.npz", **result)
             if not streamed:
                 advance(cell, cell.runs * study.horizon)
@@ -163,20 +162,43 @@ def _check_out_dir(out: Path, study: RegretStudy) -> None:
             )
 
 
-Executor = Callable[..., Iterator[tuple[Cell, dict[str, Any], bool]]]
+def execute(
+    fn: Callable[..., Any],
+    items: list[Any],
+    backend: str,
+    workers: int,
+    advance: Callable[[Any, int], None] | None = None,
+    num_gpus: float = 0.0,
+) -> Iterator[tuple[Any, Any, bool]]:
+    """``fn(item)`` for every item, as each finishes: ``(item, result, streamed)``.
+
+    The one cell machinery of regret studies and sweeps. ``local``: in this process
+    (``workers=1``; with ``advance``, ``fn`` gets ``callback=`` to report progress as it goes,
+    and ``streamed`` is True) or in ``workers`` spawned processes; ``ray``: one Ray task per
+    item with one CPU and ``num_gpus`` GPUs, on the Ray that :func:`_ray_session` joined.
+    """
+    if backend == "ray":
+        yield from _run_ray(fn, items, num_gpus)
+    else:
+        yield from _run_local(fn, items, workers, advance)
 
 
 def _run_local(
-    cells: list[Cell], workers: int, _address: str | None, advance: Callable[[Cell, int], None]
-) -> Iterator[tuple[Cell, dict[str, Any], bool]]:
-    """In this process (progress streamed per step), or in ``workers`` spawned processes."""
+    fn: Callable[..., Any],
+    items: list[Any],
+    workers: int,
+    advance: Callable[[Any, int], None] | None,
+) -> Iterator[tuple[Any, Any, bool]]:
     if workers == 1:
-        for cell in cells:
-            yield cell, run_cell(cell, callback=lambda pulls, c=cell: advance(c, pulls)), True
+        for item in items:
+            if advance is None:
+                yield item, fn(item), False
+            else:
+                yield item, fn(item, callback=lambda n, i=item: advance(i, n)), True
         return
     context = multiprocessing.get_context("spawn")  # no fork: numba and BLAS threads are live
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending = {pool.submit(run_cell, cell): cell for cell in cells}
+        pending = {pool.submit(fn, item): item for item in items}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -210,13 +232,12 @@ def _ray_session(address: str | None, workers: int) -> Iterator[Any]:
 
 
 def _run_ray(
-    cells: list[Cell], _workers: int, _address: str | None, _advance: Callable[[Cell, int], None]
-) -> Iterator[tuple[Cell, dict[str, Any], bool]]:
-    """As Ray tasks, one CPU each, on the Ray that :func:`_ray_session` joined."""
+    fn: Callable[..., Any], items: list[Any], num_gpus: float
+) -> Iterator[tuple[Any, Any, bool]]:
     import ray
 
-    remote = ray.remote(num_cpus=1)(run_cell)
-    pending = {remote.remote(cell): cell for cell in cells}
+    remote = ray.remote(num_cpus=1, num_gpus=num_gpus)(fn)
+    pending = {remote.remote(item): item for item in items}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:

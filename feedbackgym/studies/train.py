@@ -388,6 +388,28 @@ def check_out_dir(out: Path, config: TrainConfig) -> str:
     return "done" if (out / "summary.json").exists() else "resume"
 
 
+def prepare(config: TrainConfig, tensorboard: str | None = None) -> tuple[Any, Any]:
+    """Check every option of ``config`` and build its ``(teacher, learner)``; every bad value
+    (a run too short for any feedback round included) is a ConfigError, and nothing is written."""
+    if config.timesteps < 1:
+        raise ConfigError(f"timesteps must be a positive integer, got {config.timesteps}")
+    check_positive_int("n_envs", config.n_envs)
+    check_positive_int("threads", config.threads)
+    if config.eval_episodes < 20:
+        raise ConfigError(f"eval_episodes must be >= 20, got {config.eval_episodes}")
+    teacher = make_teacher(config)
+    learner = make_learner(config, teacher, tensorboard=tensorboard)
+    if learner.uses_feedback:
+        learner.plan(config.timesteps)  # a run too short for any feedback round fails here
+    return teacher, learner
+
+
+def check(config: TrainConfig) -> None:
+    """Raise the ConfigError ``train(config, ...)`` would, without training or writing."""
+    _, learner = prepare(config)
+    learner.env.close()
+
+
 def train(config: TrainConfig, out: str | Path, console: Any = None) -> dict[str, Any]:
     """Run (or resume, or read back) the training run ``config`` in the folder ``out``.
 
@@ -401,17 +423,8 @@ def train(config: TrainConfig, out: str | Path, console: Any = None) -> dict[str
     state = check_out_dir(out, config)
     if state == "done":
         return json.loads((out / "summary.json").read_text())
-    if config.timesteps < 1:
-        raise ConfigError(f"timesteps must be a positive integer, got {config.timesteps}")
-    check_positive_int("n_envs", config.n_envs)
-    check_positive_int("threads", config.threads)
-    if config.eval_episodes < 20:
-        raise ConfigError(f"eval_episodes must be >= 20, got {config.eval_episodes}")
     torch.set_num_threads(config.threads)
-    teacher = make_teacher(config)
-    learner = make_learner(config, teacher, tensorboard=str(out / "tensorboard"))
-    if learner.uses_feedback:
-        learner.plan(config.timesteps)  # a run too short for any feedback round fails here
+    teacher, learner = prepare(config, tensorboard=str(out / "tensorboard"))
     evaluator = Evaluator(config, config.eval_episodes)
     # Everything is checked: from here on the folder is written.
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,247 @@
+"""Multi-agent RLHF: parameter-sharing PPO on a learned team reward vs on the true reward.
+
+Each run is `feedbackgym.studies.train.train` on a shipped config (what ``feedbackgym train
+--config`` runs), seeds 0-2, and each part writes its own section of benchmarks/RESULTS.md:
+
+- ``spread``: MPE cooperative navigation (``mpe2/simple_spread_v3``, 3 agents, 1M agent
+  steps): PPO on the true reward (``configs/spread-ppo.yaml``) vs pref-PPO on a team reward
+  learned from 1,000 team labels (``configs/spread-pref-ppo.yaml``), with and without MARLHF's
+  temporal regulariser (same labels budget and seeds). Normalised return = (return - random
+  policy's) / (PPO's - random's), on the same evaluation episodes.
+- ``commons``: ``feedbackgym/commons_v0``, where per-agent and team rewards disagree: pref-PPO
+  from a team teacher vs from a per-agent teacher (``configs/commons-pref-ppo.yaml``), and PPO
+  on each true reward, compared by the team's return.
+
+    .venv/bin/python benchmarks/bench_multiagent.py [--parts spread,commons] [--seeds 0,1,2]
+        [--workers 2] [--device cpu]
+
+Runs go to a temporary folder (``--keep DIR`` keeps them); ``--workers`` runs that many at once
+(each on one torch thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _results import update_section  # noqa: E402
+
+from feedbackgym.studies.train import Evaluator, TrainConfig, load_yaml, train  # noqa: E402
+
+CONFIGS = HERE.parent / "configs"
+PARTS = ("spread", "commons")
+
+
+def run(job: tuple[str, str, dict[str, Any], str]) -> tuple[str, dict[str, Any]]:
+    """One training run of a shipped config with overrides into ``out``; (label, summary)."""
+    label, config_name, overrides, out = job
+    options = {**load_yaml(CONFIGS / f"{config_name}.yaml"), **overrides, "progress": False}
+    tag = "-".join(f"{k}={v}" for k, v in sorted(overrides.items()) if k != "device")
+    folder = Path(out) / f"{config_name}-{tag}".replace("/", "_").replace(" ", "")
+    summary = train(TrainConfig.from_dict(options), folder)
+    print(
+        f"  {label} seed {overrides.get('seed')}: team return "
+        f"{summary['true_return_mean']:.2f}, {summary['wall_seconds']:.0f} s",
+        flush=True,
+    )
+    return label, summary
+
+
+def run_all(jobs: list[tuple[str, str, dict[str, Any], str]], workers: int) -> dict[str, list]:
+    """Every job (in ``workers`` processes); summaries grouped by label, in job order."""
+    out: dict[str, list[dict[str, Any]]] = {label: [] for label, *_ in jobs}
+    if workers <= 1:
+        results = [run(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(run, jobs))
+    for label, summary in results:
+        out[label].append(summary)
+    return out
+
+
+def random_return(config_name: str, seed: int, **overrides: Any) -> float:
+    """Team return of uniformly random actions on the runs' evaluation episodes."""
+    options = {**load_yaml(CONFIGS / f"{config_name}.yaml"), **overrides, "seed": seed}
+    config = TrainConfig.from_dict(options)
+    evaluator = Evaluator(config, config.eval_episodes)
+    space = evaluator.env.action_space
+    space.seed(seed)
+
+    class Uniform:
+        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+            return np.array([space.sample() for _ in range(len(obs))]), None
+
+    result = evaluator(Uniform())
+    evaluator.close()
+    return result["true_return_mean"]
+
+
+def mean_se(values: list[float]) -> str:
+    values = np.asarray(values, dtype=float)
+    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return f"{values.mean():.2f} ± {se:.2f}"
+
+
+def column(summaries: list[dict[str, Any]], key: str) -> list[float]:
+    return [float(s[key]) for s in summaries if s.get(key) is not None]
+
+
+def part_spread(out: Path, seeds: list[int], workers: int, device: str) -> None:
+    jobs = []
+    for seed in seeds:
+        common = {"seed": seed, "device": device}
+        jobs.append(("ppo (true reward)", "spread-ppo", common, str(out)))
+        jobs.append(("pref-ppo, team teacher", "spread-pref-ppo", common, str(out)))
+        no_reg = {**common, "learner_kwargs": {**_learner_kwargs(), "reward_model": {}}}
+        jobs.append(("pref-ppo, no temporal regulariser", "spread-pref-ppo", no_reg, str(out)))
+    rows = run_all(jobs, workers)
+    random = float(np.mean([random_return("spread-ppo", seed) for seed in seeds]))
+    ppo = float(np.mean(column(rows["ppo (true reward)"], "true_return_mean")))
+    pref = load_yaml(CONFIGS / "spread-pref-ppo.yaml")
+    lines = [
+        "## Multi-agent RLHF on cooperative navigation (`bench_multiagent.py --parts spread`)",
+        "",
+        "`mpe2/simple_spread_v3` (3 agents, 25-step episodes), one PPO policy shared by the "
+        f"agents (SuperSuit + SB3), {pref['timesteps']:,} agent steps, {pref['n_envs']} "
+        f"teams in parallel, seeds {', '.join(map(str, seeds))}. pref-PPO: "
+        f"{pref['labels']:,} labels from the `team` teacher (oracle), each comparing two "
+        "teams' whole episodes by team return; the reward model scores each agent with one "
+        "shared network and sums over the team (MARLHF, Zhang et al. 2024). Team return = "
+        "sum over the episode of the mean agent reward, 20 evaluation episodes per seed. "
+        f"Normalised = (return - random's) / (PPO's - random's); random policy: {random:.2f}. "
+        "Mean ± standard error over seeds. Device: " + rows["ppo (true reward)"][0]["device"],
+        "",
+        "| learner | team return | normalised | labels | reward corr. | held-out acc. | wall s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    normalised = {}
+    for label, summaries in rows.items():
+        ret = column(summaries, "true_return_mean")
+        norm = (np.mean(ret) - random) / (ppo - random)
+        normalised[label] = norm
+        corr, acc = column(summaries, "reward_correlation"), column(summaries, "reward_model_accuracy")
+        lines.append(
+            f"| {label} | {mean_se(ret)} | {norm:.0%} | "
+            f"{int(np.mean(column(summaries, 'labels_used')))} | "
+            f"{np.mean(corr) if corr else float('nan'):.2f} | "
+            f"{np.mean(acc) if acc else float('nan'):.2f} | "
+            f"{np.mean(column(summaries, 'wall_seconds')):.0f} |"
+        )
+    team = normalised["pref-ppo, team teacher"]
+    plain = normalised["pref-ppo, no temporal regulariser"]
+    reg = pref["learner_kwargs"]["reward_model"]["temporal_reg"]
+    lines += [
+        "",
+        f"Target: the learned-reward team return reaches >= 80% of true-reward PPO's "
+        f"(normalised) with <= 1,000 team labels: {team:.0%}, "
+        f"{'met' if team >= 0.8 else 'NOT met'}.",
+        f"Temporal regulariser (weight {reg}) vs none, same labels and seeds: {team:.0%} vs "
+        f"{plain:.0%} of PPO's normalised return.",
+        "`reward corr.`: correlation of the learned and the true team reward of the evaluation "
+        "steps; `held-out acc.`: the last 100 labels, each predicted before it was fitted "
+        "(queries chosen where the ensemble disagrees most, so harder than random pairs).",
+    ]
+    update_section("bench_multiagent_spread", "\n".join(lines))
+
+
+def _learner_kwargs() -> dict[str, Any]:
+    return dict(load_yaml(CONFIGS / "spread-pref-ppo.yaml").get("learner_kwargs", {}))
+
+
+def part_commons(out: Path, seeds: list[int], workers: int, device: str) -> None:
+    jobs = []
+    for seed in seeds:
+        common = {"seed": seed, "device": device}
+        jobs.append(("pref-ppo, team teacher", "commons-pref-ppo", common, str(out)))
+        jobs.append(
+            (
+                "pref-ppo, per-agent teacher",
+                "commons-pref-ppo",
+                {**common, "teacher": "per-agent"},
+                str(out),
+            )
+        )
+        for reward in ("team", "per-agent"):
+            jobs.append(
+                (
+                    f"ppo on the true {reward} reward",
+                    "commons-pref-ppo",
+                    {
+                        **common,
+                        "algo": "ppo",
+                        "teacher": None,
+                        "labels": 0,
+                        "env_kwargs": {"reward": reward},
+                    },
+                    str(out),
+                )
+            )
+    rows = run_all(jobs, workers)
+    random = float(np.mean([random_return("commons-pref-ppo", seed) for seed in seeds]))
+    config = load_yaml(CONFIGS / "commons-pref-ppo.yaml")
+    lines = [
+        "## Team vs per-agent teachers where they disagree (`bench_multiagent.py --parts "
+        "commons`)",
+        "",
+        "`feedbackgym/commons_v0` (3 agents share a regrowing stock; an agent's reward is its "
+        "own harvest, the team's the mean harvest: over-harvesting collapses the stock), "
+        f"{config['timesteps']:,} agent steps, {config['labels']} labels of 50-step episodes, "
+        f"seeds {', '.join(map(str, seeds))}. Team return of 20 evaluation episodes; random "
+        f"policy: {random:.2f}. Mean ± standard error over seeds.",
+        "",
+        "| learner | team return | wall s |",
+        "|---|---:|---:|",
+    ]
+    for label, summaries in rows.items():
+        lines.append(
+            f"| {label} | {mean_se(column(summaries, 'true_return_mean'))} | "
+            f"{np.mean(column(summaries, 'wall_seconds')):.0f} |"
+        )
+    team = np.mean(column(rows["pref-ppo, team teacher"], "true_return_mean"))
+    agent = np.mean(column(rows["pref-ppo, per-agent teacher"], "true_return_mean"))
+    lines += [
+        "",
+        f"The team teacher's agents keep the commons: team return {team:.2f} vs {agent:.2f} "
+        "for agents taught by per-agent judgements, which, like PPO on each agent's own "
+        "reward, learn to take more than the stock can regrow.",
+    ]
+    update_section("bench_multiagent_commons", "\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--keep", default=None, help="keep the run folders here")
+    args = parser.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    for part in parts:
+        if part not in PARTS:
+            parser.error(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.keep) if args.keep else Path(tmp)
+        for part in parts:
+            print(f"[bench_multiagent] {part}", flush=True)
+            begin = time.perf_counter()
+            globals()[f"part_{part}"](out / part, seeds, args.workers, args.device)
+            print(
+                f"[bench_multiagent] {part} done in {time.perf_counter() - begin:.0f} s",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

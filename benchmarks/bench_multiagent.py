@@ -129,7 +129,10 @@ def part_spread(out: Path, seeds: list[int], workers: int, device: str) -> None:
         ret = column(summaries, "true_return_mean")
         norm = (np.mean(ret) - random) / (ppo - random)
         normalised[label] = norm
-        corr, acc = column(summaries, "reward_correlation"), column(summaries, "reward_model_accuracy")
+        corr, acc = (
+            column(summaries, "reward_correlation"),
+            column(summaries, "reward_model_accuracy"),
+        )
         lines.append(
             f"| {label} | {mean_se(ret)} | {norm:.0%} | "
             f"{int(np.mean(column(summaries, 'labels_used')))} | "
@@ -190,8 +193,7 @@ def part_commons(out: Path, seeds: list[int], workers: int, device: str) -> None
     random = float(np.mean([random_return("commons-pref-ppo", seed) for seed in seeds]))
     config = load_yaml(CONFIGS / "commons-pref-ppo.yaml")
     lines = [
-        "## Team vs per-agent teachers where they disagree (`bench_multiagent.py --parts "
-        "commons`)",
+        "## Team vs per-agent teachers where they disagree (`bench_multiagent.py --parts commons`)",
         "",
         "`feedbackgym/commons_v0` (3 agents share a regrowing stock; an agent's reward is its "
         "own harvest, the team's the mean harvest: over-harvesting collapses the stock), "

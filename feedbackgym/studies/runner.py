@@ -220,6 +220,8 @@ def _ray_session(address: str | None, workers: int) -> Iterator[Any]:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if address is None:
         kwargs["num_cpus"] = workers
+    else:
+        _check_reachable(address)
     try:
         ray.init(address=address, logging_level="ERROR", **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -229,6 +231,21 @@ def _ray_session(address: str | None, workers: int) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A one-line ConfigError when nothing listens at a ``host:port`` Ray address (Ray itself
+    keeps retrying for minutes); ``auto`` and addresses without a port are left to Ray."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"could not reach Ray at {address}: {reason}") from None
 
 
 def _run_ray(

@@ -183,11 +183,19 @@ class Sweep:
 
 
 def run_cell(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
-    """Train one cell into its folder (or read its finished summary back)."""
+    """Train one cell into its folder (or read its finished summary back).
+
+    BLAS and OpenMP run on one thread, as Ray gives its tasks (``OMP_NUM_THREADS=1``): float
+    sums then add up in the same order on every backend, so a cell's numbers do not depend on
+    where it ran.
+    """
+    from threadpoolctl import threadpool_limits
+
     from feedbackgym.studies.train import train
 
     options, folder = job
-    return train(TrainConfig.from_dict(options), folder)
+    with threadpool_limits(limits=1):
+        return train(TrainConfig.from_dict(options), folder)
 
 
 def run_sweep(

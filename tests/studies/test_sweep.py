@@ -41,7 +41,7 @@ def rows(path) -> list[dict[str, str]]:
 
 def test_a_tiny_sweep_gives_the_same_summary_locally_and_on_ray(tmp_path):
     pytest.importorskip("ray")
-    local = run_sweep(Sweep.from_dict(TINY), tmp_path / "local", workers=2, progress=False)
+    local = run_sweep(Sweep.from_dict(TINY), tmp_path / "local", progress=False)
     assert [r["teacher"] for r in local] == ["oracle", "oracle", "stochastic", "stochastic"]
     assert all(r["labels_used"] == 10 for r in local)
     run_sweep(Sweep.from_dict(TINY), tmp_path / "ray", backend="ray", workers=2, progress=False)

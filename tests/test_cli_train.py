@@ -113,7 +113,7 @@ BAD = [  # flags to change, what the one-line error must say
     ({"algo": "pref-dqn"}, "unknown algo 'pref-dqn'"),
     (
         {"algo": "ppo2"},
-        "valid: lang-goal, ppo, pref-goal, pref-ppo, pref-sac, rrd-ppo, rrd-sac, sac",
+        "valid: cpl, lang-goal, ppo, pref-goal, pref-ppo, pref-sac, rrd-ppo, rrd-sac, sac",
     ),
     ({"teacher": "oracel"}, "unknown feedback model 'oracel' (did you mean 'oracle'?); valid:"),
     ({"query": "random"}, "query must be one of 'uniform', 'disagreement', 'entropy'"),

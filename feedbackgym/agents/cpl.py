@@ -116,7 +116,6 @@ class CPLPolicy:
         max_grad_norm: float | None = 10.0,
         _spaces: tuple[spaces.Box, spaces.Box] | None = None,
     ) -> None:
-
         if policy != "MlpPolicy":
             raise ConfigError(f"algo 'cpl' has one policy, 'MlpPolicy'; got {policy!r}")
         self.env = env
@@ -194,19 +193,16 @@ class CPLPolicy:
         return self.env
 
     # ----- the policy ---------------------------------------------------------------------
-    def _obs_tensor(self, obs: np.ndarray) -> Any:
-
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         flat = np.asarray(obs, dtype=np.float32).reshape(-1, self.obs_dim)
         return torch.as_tensor((flat - self._obs_mid) / self._obs_half, device=self.device)
 
-    def _act_tensor(self, actions: np.ndarray) -> Any:
-
+    def _act_tensor(self, actions: np.ndarray) -> torch.Tensor:
         flat = np.asarray(actions, dtype=np.float32).reshape(-1, self.act_dim)
         scaled = np.clip((flat - self._act_mid) / self._act_half, -1.0, 1.0)
         return torch.as_tensor(scaled, device=self.device)
 
-    def _mean_log_std(self, x: Any) -> tuple[Any, Any]:
-
+    def _mean_log_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.network(x)
         if log_std is None:
             log_std = torch.full_like(mean, float(np.log(self.std)))
@@ -214,7 +210,7 @@ class CPLPolicy:
             log_std = log_std.clamp(*self.log_std_bounds)
         return mean, log_std
 
-    def log_prob(self, obs: Any, actions: Any) -> Any:
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``log pi(a | s)`` of rescaled observations and actions (tensors), one per row."""
         mean, log_std = self._mean_log_std(obs)
         z = (actions - mean) * (-log_std).exp()
@@ -224,7 +220,6 @@ class CPLPolicy:
         self, observation: np.ndarray, deterministic: bool = True, **_: Any
     ) -> tuple[np.ndarray, None]:
         """Actions in the env's units: the mean (deterministic), or a draw clipped to the box."""
-
         obs = np.asarray(observation)
         single = obs.shape == tuple(self.observation_space.shape)
         with torch.no_grad():
@@ -242,21 +237,23 @@ class CPLPolicy:
         """Whether the policy has been fitted to any answer."""
         return self._n_updates > 0
 
-    def _segment_scores(self, obs: Any, actions: Any) -> Any:
+    def _segment_scores(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``sum_t gamma^t alpha log pi`` of segments ``(..., L, d)`` -> ``(...)``; also the
         per-step log-likelihoods ``(..., L)``."""
-
         lead = obs.shape[:-1]
         lp = self.log_prob(obs.reshape(-1, obs.shape[-1]), actions.reshape(-1, actions.shape[-1]))
         lp = lp.reshape(lead)
         discount = self.gamma ** torch.arange(lead[-1], device=self.device, dtype=lp.dtype)
         return self.alpha * (lp * discount).sum(dim=-1), lp
 
-    def _cpl_loss(self, obs: Any, actions: Any, labels: Any) -> tuple[Any, Any, Any]:
+    def _cpl_loss(
+        self, obs: torch.Tensor, actions: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """CPL's loss of pairs ``obs (b, 2, L, d)``, ``actions (b, 2, L, k)``, ``labels (b,)``
         (P(first preferred)): ``-log P`` of each answer with the conservative bias on the
         other segment, the behaviour-cloning term, and the unbiased accuracy."""
-
         adv, lp = self._segment_scores(obs, actions)  # (b, 2), (b, 2, L)
         bias = self.conservative_bias
         first = softplus(bias * adv[:, 1] - adv[:, 0])  # -log P(first > second)
@@ -273,29 +270,29 @@ class CPLPolicy:
             accuracy = right[strict].float().mean() if strict.any() else torch.tensor(float("nan"))
         return loss, bc, accuracy
 
-    def _data(self, comparisons: Comparisons) -> tuple[Any, Any, Any]:
+    def _data(self, comparisons: Comparisons) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The labelled pairs as device tensors (rebuilt only when new answers arrived)."""
-
         arrays = comparisons.arrays()
         if "labels" not in arrays:
             raise ConfigError("no answered pair to fit the CPL policy to")
-        n = len(arrays["labels"])
-        if self._tensors.get("n") != n:
+        key = (id(comparisons), len(arrays["labels"]))  # answers are only ever added
+        if self._tensors.get("key") != key:
             obs, actions = arrays["pair_obs"], arrays["pair_actions"]
             lead = obs.shape[:3]
             self._tensors = {
-                "n": n,
+                "key": key,
                 "obs": self._obs_tensor(obs).reshape(lead + (self.obs_dim,)),
                 "actions": self._act_tensor(actions).reshape(lead + (self.act_dim,)),
                 "labels": torch.as_tensor(arrays["labels"], dtype=torch.float32).to(self.device),
             }
         return self._tensors["obs"], self._tensors["actions"], self._tensors["labels"]
 
-    def fit(self, comparisons: Comparisons, epochs: int = 1, bc_only: bool = False) -> dict:
+    def fit(
+        self, comparisons: Comparisons, epochs: int = 1, bc_only: bool = False
+    ) -> dict[str, float]:
         """``epochs`` passes over every labelled pair in minibatches of ``batch_size``;
         ``bc_only`` takes the behaviour-cloning term alone (the authors' ``bc_steps``
         pre-training). Returns the last pass's mean loss, BC term and accuracy."""
-
         epochs = check_positive_int("epochs", epochs)
         obs, actions, labels = self._data(comparisons)
         n = len(labels)
@@ -324,7 +321,6 @@ class CPLPolicy:
     def segment_returns(self, segments: Segments | Sequence[Segments]) -> np.ndarray:
         """Each segment's ``sum_t gamma^t alpha log pi``: ``(1, n)`` for one batch,
         ``(1, n, m)`` for ``m`` (one "member", as a reward ensemble's are laid out)."""
-
         batches = [segments] if isinstance(segments, Segments) else list(segments)
         obs = np.stack([s.obs for s in batches], axis=1)  # (n, m, L, ...)
         actions = np.stack([s.actions for s in batches], axis=1)
@@ -364,7 +360,6 @@ class CPLPolicy:
     def save(self, path: str | Path) -> None:
         """A zip of ``data.json`` (options, spaces, counters, generator state) and
         ``policy.pth`` (weights and optimiser state)."""
-
         data = {
             "options": {k: getattr(self, k) for k in self._OPTIONS},
             "seed": self.seed,
@@ -387,7 +382,6 @@ class CPLPolicy:
 
     @staticmethod
     def _read(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-
         try:
             with zipfile.ZipFile(path) as archive:
                 data = json.loads(archive.read("data.json"))
@@ -599,6 +593,8 @@ class CPL(PreferenceLearner):
                 f"and CPL has none); valid: {', '.join(CPL_QUERIES)}"
             )
         self.check_teacher(kwargs.get("teacher"), "cpl")
+        epochs = check_positive_int("epochs", epochs)
+        initial_epochs = check_positive_int("initial_epochs", initial_epochs)
         self.bc_epochs = check_int("bc_epochs", bc_epochs, 0)
         self.pretrain_epochs = check_int("pretrain_epochs", pretrain_epochs, 0)
         super().__init__(env, reward_epochs=epochs, initial_epochs=initial_epochs, **kwargs)
@@ -610,6 +606,14 @@ class CPL(PreferenceLearner):
             self.comparisons = first_pairs(data, self.dataset_labels)
             self.labels_used = self.answered = self.dataset_labels
         self.online_labels = self.labels - self.dataset_labels
+        if self.dataset_labels and self.online_labels:
+            length = self.comparisons.pair_obs[0].shape[2]
+            if length != self.segment_length:
+                raise ConfigError(
+                    f"dataset {self.dataset!r} holds segments of {length} steps, and the "
+                    f"{self.online_labels} answers asked online would be about segments of "
+                    f"segment_length={self.segment_length}; set segment_length: {length}"
+                )
         self._obs: np.ndarray | None = None
 
     @classmethod

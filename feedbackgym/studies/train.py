@@ -30,7 +30,8 @@ class TrainConfig:
         listed by ``feedbackgym envs`` (e.g. ``mpe2/simple_spread_v3``): every agent then acts
         with one shared policy, and the returns reported are the team's.
     :param algo: a registered learner: pref-ppo, pref-sac, ppo, sac, lang-goal, pref-goal,
-        rrd-ppo, rrd-sac (from a delayed reward, see ``reward_delay``).
+        rrd-ppo, rrd-sac (from a delayed reward, see ``reward_delay``), cpl (a policy straight
+        from preferences, no reward model, no RL).
     :param timesteps: environment steps in all (over every parallel env; on a multi-agent env
         every agent's step counts).
     :param teacher: a registered feedback model the algo can learn from (None: the algo's
@@ -39,7 +40,8 @@ class TrainConfig:
         from feedback only).
     :param env_kwargs: keyword arguments of ``gymnasium.make``.
     :param teacher_kwargs: keyword arguments of the teacher.
-    :param query: uniform, disagreement or entropy (learners from segments only).
+    :param query: uniform, disagreement or entropy (learners from segments only; None: the
+        learner's default, disagreement, or uniform for cpl).
     :param segment_length: steps per segment shown to the teacher (learners from segments only).
     :param encoder: sentence encoder of learners from corrections (builtin, minilm).
     :param n_envs: parallel envs (on a multi-agent env: parallel teams).
@@ -66,7 +68,7 @@ class TrainConfig:
     labels: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     teacher_kwargs: dict[str, Any] = field(default_factory=dict)
-    query: str = "disagreement"
+    query: str | None = None
     segment_length: int = 50
     encoder: str | None = None
     n_envs: int = 8
@@ -271,7 +273,9 @@ def make_learner(config: TrainConfig, teacher: Any, tensorboard: str | None = No
     if cls.uses_feedback:
         kwargs.update(teacher=teacher, labels=config.labels)
         if cls.uses_segments:
-            kwargs.update(query=config.query, segment_length=config.segment_length)
+            kwargs["segment_length"] = config.segment_length
+            if config.query is not None:
+                kwargs["query"] = config.query
         if config.encoder is not None:
             kwargs["encoder"] = config.encoder
     try:

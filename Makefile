@@ -12,7 +12,8 @@ TORCH  ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev,distributed,language,multiagent]"
+	$(PIP) install -q -e ".[dev,distributed,human,language,multiagent]"
+	command -v chromedriver >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && S=$$([ "$$(id -u)" = 0 ] || echo sudo -n) && $$S apt-get update -q && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } || echo "warning: chromium and chromium-driver are missing and apt-get could not install them: the browser tests will fail" >&2
 	touch $@
 
 demo: $(VENV)/.installed
@@ -41,6 +42,10 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_delays_bandit.py
 	$(PY) benchmarks/bench_delays_rl.py
 	$(PY) benchmarks/bench_delays_pref.py
+	$(PY) benchmarks/bench_multiagent_bandit.py
+	$(PY) benchmarks/bench_multiagent.py
+	$(PY) benchmarks/bench_cpl.py
+	$(PY) benchmarks/bench_label_server.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

@@ -90,8 +90,8 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--env-kwargs", help="JSON object of env arguments")
     train.add_argument(
         "--algo",
-        help="pref-ppo, pref-sac, ppo, sac, rrd-ppo, rrd-sac (delayed rewards), lang-goal or "
-        "pref-goal (PointGoal)",
+        help="pref-ppo, pref-sac, ppo, sac, cpl (no reward model, no RL), rrd-ppo, rrd-sac "
+        "(delayed rewards), lang-goal or pref-goal (PointGoal)",
     )
     train.add_argument(
         "--teacher", help="feedback model name (default: oracle; language for lang-goal)"
@@ -130,6 +130,52 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--ray-address", help="Ray cluster to join (default: a local Ray)")
     sweep.add_argument("--workers", type=int, default=1, help="cells run at once")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    label = sub.add_parser(
+        "label",
+        help="serve the human teacher's queries to people in a browser",
+        description="Serve the preference queries of a human teacher (--teacher human "
+        '--teacher-kwargs \'{"dir": DIR, "env": ...}\') from the label folder DIR: each '
+        "annotator opens a personal link, watches two clips and picks the better one; every "
+        "answer is on disk before the next query shows. Runs until Ctrl-C; restart at will.",
+    )
+    label.add_argument("--out", required=True, help="label folder (shared with the teacher)")
+    label.add_argument(
+        "--annotator",
+        action="append",
+        default=None,
+        help="annotator name; repeat for several (default: one named 'annotator'). A new name "
+        "gets a new token, printed once in its link",
+    )
+    label.add_argument("--reissue", action="store_true", help="new tokens for the named annotators")
+    label.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    label.add_argument("--port", type=int, default=8000, help="port to listen on")
+    label.add_argument(
+        "--lease",
+        type=float,
+        default=60.0,
+        help="seconds a query shown to one annotator is kept from the others",
+    )
+
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="fit the simulated teachers (and a learned one) to a feedback log",
+        description="Fit each simulated teacher's parameter to the preferences of a feedback "
+        "log by maximum likelihood (stochastic beta, mistake rate, myopic gamma, regret beta "
+        "where the env has optimal values; the oracle as is), print each one's "
+        "log-likelihood and agreement, and save a learned teacher fitted to the log.",
+    )
+    calibrate.add_argument("--log", required=True, help="feedback log, e.g. DIR/feedback.jsonl")
+    calibrate.add_argument("--model", type=int, help="only this model id of the log")
+    calibrate.add_argument("--env", help="env id with optimal values, for the regret teacher")
+    calibrate.add_argument(
+        "--save", help="file of the learned teacher (default: learned_teacher.pt by the log)"
+    )
+    calibrate.add_argument("--epochs", type=int, default=200, help="learned teacher's epochs")
+    calibrate.add_argument(
+        "--holdout", type=float, default=0.2, help="share of labels the learned one is scored on"
+    )
+    calibrate.add_argument("--seed", type=int, default=0, help="seed of the learned teacher")
 
     demo = sub.add_parser("demo", help="a regret study and a pref-PPO run on built-in defaults")
     demo.add_argument("--out", default="results/demo", help="results folder")
@@ -267,6 +313,66 @@ def _sweep(args: argparse.Namespace) -> None:
         print(f"{name:<14} {out / name}")
 
 
+def _label(args: argparse.Namespace) -> None:
+    from feedbackgym.feedback.human import LabelQueue
+    from feedbackgym.feedback.label_server import make_app, serve
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
+    if not args.lease > 0:
+        raise ConfigError(f"--lease must be > 0 seconds, got {args.lease}")
+    queue = LabelQueue(args.out)
+    names = args.annotator or ([] if queue.annotators() else ["annotator"])
+    new = queue.add_annotators(names, reissue=args.reissue)
+    make_app(args.out)  # the 'human' extra is installed: fail before printing links
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"label folder {args.out}: {len(queue.open_queries())} queries waiting")
+    for name in queue.annotators():
+        if name in new:
+            print(f"{name:<16} http://{host}:{args.port}/?token={new[name]}")
+        else:
+            print(f"{name:<16} (token issued before; --annotator {name} --reissue for a new one)")
+    print("Ctrl-C stops the server; answers are on disk, re-run to go on.")
+    serve(args.out, host=args.host, port=args.port, lease_seconds=args.lease)
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from feedbackgym.feedback.calibration import calibrate, save_learned
+
+    log = Path(args.log)
+    fits, learned = calibrate(
+        log,
+        model=args.model,
+        env=args.env,
+        learned_kwargs={"epochs": args.epochs},
+        holdout=args.holdout,
+        seed=args.seed,
+    )
+    table = Table(title=f"teachers fitted to {log}")
+    for column in ("teacher", "fitted", "log-lik", "per label", "agreement", "labels"):
+        table.add_column(column, justify="left" if column in ("teacher", "fitted") else "right")
+    for fit in fits:
+        ll = fit.log_likelihood
+        table.add_row(
+            fit.teacher,
+            ", ".join(f"{k}={v:.3g}" for k, v in fit.params.items()) or "-",
+            "n/a" if ll is None else f"{ll:.1f}",
+            "n/a" if fit.per_label is None else f"{fit.per_label:.3f}",
+            "n/a" if fit.agreement is None else f"{fit.agreement:.1%}",
+            str(fit.labels) if fit.labels else "-",
+        )
+    Console().print(table)
+    for fit in fits:
+        if fit.note:
+            print(f"{fit.teacher}: {fit.note}")
+    save = Path(args.save) if args.save else log.with_name("learned_teacher.pt")
+    save_learned(learned, save)
+    print(f"learned teacher {save}")  # plain print: paths must not be wrapped
+
+
 def _print_train_summary(summary: dict[str, Any], out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -347,6 +453,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train(args)
         elif args.command == "sweep":
             _sweep(args)
+        elif args.command == "label":
+            _label(args)
+        elif args.command == "calibrate":
+            _calibrate(args)
         elif args.command == "demo":
             means = [round(float(m), 4) for m in np.linspace(0.9, 0.1, 10)]
             _regret(

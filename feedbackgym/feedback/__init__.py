@@ -27,6 +27,7 @@ from feedbackgym.feedback.delays import (
     hindsight_returns,
     make_delay,
 )
+from feedbackgym.feedback.human import HumanTeacher, LabelQueue, register_state_setter
 from feedbackgym.feedback.language import (
     KINDS,
     LanguageTeacher,
@@ -121,6 +122,9 @@ __all__ = [
     "logged_queries",
     "rebuild_models",
     "LearnedPreferenceModel",
+    "HumanTeacher",
+    "LabelQueue",
+    "register_state_setter",
     "RewardModel",
     "Comparisons",
     "resolve_device",

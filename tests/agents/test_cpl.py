@@ -252,7 +252,7 @@ def test_the_learner_refuses_a_missing_teacher():
 
 
 # ----- the command line ----------------------------------------------------------------------
-CLI = ["train", "--env", "Pendulum-v1", "--algo", "cpl", "--query", "uniform", "--labels", "20",
+CLI = ["train", "--env", "Pendulum-v1", "--algo", "cpl", "--labels", "20",
        "--timesteps", "2000", "--segment-length", "10", "--n-envs", "2", "--device", "cpu",
        "--no-progress"]  # fmt: skip
 
@@ -264,7 +264,8 @@ def test_feedbackgym_train_algo_cpl_runs(cli, tmp_path):
     assert (summary["algo"], summary["labels_used"]) == ("cpl", 20)
 
 
-def test_feedbackgym_train_algo_cpl_without_a_usable_query_exits_2(cli, tmp_path):
-    code, _, err = cli(*with_flags(CLI, query=None), "--out", tmp_path / "run")
+def test_feedbackgym_train_algo_cpl_refuses_a_query_it_cannot_use_with_exit_2(cli, tmp_path):
+    code, _, err = cli(*with_flags(CLI, query="disagreement"), "--out", tmp_path / "run")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "cannot use query 'disagreement'" in err
+    assert not (tmp_path / "run").exists()

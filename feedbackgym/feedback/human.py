@@ -1,0 +1,517 @@
+"""The ``human`` teacher: preference queries shown to people as clips, answered in a browser."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from feedbackgym.errors import ConfigError, check_range
+from feedbackgym.feedback.base import (
+    A_PREFERRED,
+    B_PREFERRED,
+    EQUAL,
+    SKIPPED,
+    FeedbackModel,
+    Segments,
+    as_segments,
+    check_int,
+    register_feedback_model,
+)
+
+#: What an annotator may answer, and the label each answer becomes.
+ANSWERS: dict[str, float] = {"a": A_PREFERRED, "b": B_PREFERRED, "equal": EQUAL, "skip": SKIPPED}
+#: Query ids are hex digests: nothing else can name a file in the queue.
+QUERY_ID = re.compile(r"[0-9a-f]{24}")
+#: Annotator names: short and printable (they end up in answer files and logs).
+ANNOTATOR_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+StateSetter = Callable[[Any, np.ndarray, np.ndarray | None], None]
+#: env id -> ``setter(unwrapped_env, obs, action)`` that puts the env in the state ``obs``
+#: describes, so that ``env.render()`` draws it. Only envs whose observation determines what
+#: is drawn belong here: a clip must show what the learner saw, not a guess.
+STATE_SETTERS: dict[str, StateSetter] = {}
+
+
+def register_state_setter(env_id: str, setter: StateSetter | None = None) -> Any:
+    """Let the human teacher render ``env_id``: ``setter(unwrapped_env, obs, action)`` sets the
+    env's state from one observation (and the action taken there). Usable as a decorator."""
+
+    def add(fn: StateSetter) -> StateSetter:
+        STATE_SETTERS[env_id] = fn
+        return fn
+
+    return add(setter) if setter is not None else add
+
+
+@register_state_setter("Pendulum-v1")
+def _set_pendulum(env: Any, obs: np.ndarray, action: np.ndarray | None) -> None:
+    # (cos theta, sin theta, theta_dot) is the whole state: the render is exact.
+    env.state = np.array([math.atan2(float(obs[1]), float(obs[0])), float(obs[2])])
+    env.last_u = None if action is None else float(np.ravel(action)[0])  # the torque arrow
+
+
+@register_state_setter("feedbackgym/PointGoal-v0")
+def _set_point_goal(env: Any, obs: np.ndarray, action: np.ndarray | None) -> None:
+    # (x, y, vx, vy, candidates...) is the whole state: the point's joints and the targets.
+    candidates = np.asarray(obs[4:], dtype=np.float64).reshape(-1, 2)
+    if candidates.shape[0] != env.n_targets:
+        raise ConfigError(
+            f"PointGoal observations hold {candidates.shape[0]} targets, the env {env.n_targets}"
+        )
+    env.candidates = candidates
+    env._obs[4:] = candidates.ravel()
+    env.data.mocap_pos[env._target_mocap, :2] = candidates
+    env.set_state(np.asarray(obs[0:2], np.float64), np.asarray(obs[2:4], np.float64))
+
+
+def query_id(a: Segments, b: Segments, index: int) -> str:
+    """The id of pair ``index`` of a batch: a digest of what is shown (obs, actions) and
+    of the hidden rewards. A pair asked again after a restart gets the same id, so an answer
+    already on disk is used instead of asking twice."""
+    digest = hashlib.sha256()
+    for seg in (a, b):
+        for array in (seg.obs, seg.actions, seg.rewards):
+            if array is not None:
+                digest.update(np.ascontiguousarray(array[index], dtype=np.float64).tobytes())
+            digest.update(b"|")
+    return digest.hexdigest()[:24]
+
+
+def _atomic_write(path: Path, data: bytes, exclusive: bool = False) -> bool:
+    """Write ``data`` to ``path`` durably: a temporary file, fsync, then rename (or, with
+    ``exclusive``, a hard link that fails when ``path`` exists: the first writer wins).
+    Returns False when ``exclusive`` and ``path`` already existed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+            tmp = ""
+    finally:
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the new name itself survives a crash
+    finally:
+        os.close(dir_fd)
+    return True
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class LabelQueue:
+    """A folder of preference queries and their answers: all the teacher and the label server
+    share, so they can run as two processes and either can restart.
+
+    Layout: ``queries/<id>.json`` (a pending query: when it was asked, its clips' frame rate;
+    never rewards), ``clips/<id>-a.gif`` and ``clips/<id>-b.gif``, ``answers/<id>.json`` (the
+    answer, its annotator and time, or a withdrawal), ``annotators.json`` (annotator names and
+    the SHA-256 of their tokens; mode 0600) and ``feedback.jsonl`` (the teacher's log of
+    answered batches, segments and rewards included: what ``feedbackgym calibrate`` reads).
+    Every file is written to a temporary name, fsynced and renamed; an answer is created only
+    if none exists (a hard link), so the first answer wins and a query is answered once.
+
+    :param root: the folder (created with its subfolders).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        try:
+            for name in ("queries", "clips", "answers"):
+                (self.root / name).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(
+                f"label folder {str(root)!r} cannot be created: {err.strerror}"
+            ) from None
+        self._order: list[tuple[float, str]] = []
+        self._order_mtime = -1
+        self._answers_mtime = -1
+        self._answered: set[str] = set()
+
+    # ----- queries ----------------------------------------------------------------------
+    def publish(self, qid: str, clip_a: bytes, clip_b: bytes, meta: dict[str, Any]) -> None:
+        """Make query ``qid`` visible: clips first, then the query file naming them."""
+        _atomic_write(self.root / "clips" / f"{qid}-a.gif", clip_a)
+        _atomic_write(self.root / "clips" / f"{qid}-b.gif", clip_b)
+        record = {"id": qid, "created": time.time(), **meta}
+        _atomic_write(self.root / "queries" / f"{qid}.json", json.dumps(record).encode())
+
+    def is_query(self, qid: str) -> bool:
+        """Whether ``qid`` is a well-formed id of a published query."""
+        return bool(QUERY_ID.fullmatch(qid)) and (self.root / "queries" / f"{qid}.json").exists()
+
+    def query(self, qid: str) -> dict[str, Any]:
+        """The published record of query ``qid``."""
+        return json.loads((self.root / "queries" / f"{qid}.json").read_text())
+
+    def clip_path(self, qid: str, side: str) -> Path | None:
+        """Path of the clip of side ``"a"`` or ``"b"`` of ``qid``; None for anything else."""
+        if side not in ("a", "b") or not QUERY_ID.fullmatch(qid):
+            return None
+        path = self.root / "clips" / f"{qid}-{side}.gif"
+        return path if path.is_file() else None
+
+    def open_queries(self) -> list[str]:
+        """Ids of the published queries not yet answered or withdrawn, oldest first.
+
+        Both folders are listed again only when their modification time changed; a listing
+        a moment stale can only offer a query just answered, which :meth:`answer` refuses."""
+        folder = self.root / "queries"
+        mtime = folder.stat().st_mtime_ns
+        if mtime != self._order_mtime:  # a query was published
+            self._order_mtime = mtime
+            order = []
+            for path in folder.glob("*.json"):
+                try:
+                    order.append((json.loads(path.read_text())["created"], path.stem))
+                except (OSError, ValueError, KeyError):
+                    continue  # a file being replaced right now: seen on the next scan
+            self._order = sorted(order)
+        answers = self.root / "answers"
+        mtime = answers.stat().st_mtime_ns
+        if mtime != self._answers_mtime:  # an answer was written
+            self._answers_mtime = mtime
+            self._answered.update(n[:-5] for n in os.listdir(answers) if n.endswith(".json"))
+        return [qid for _, qid in self._order if qid not in self._answered]
+
+    # ----- answers ----------------------------------------------------------------------
+    def answer(self, qid: str, answer: str, annotator: str) -> bool:
+        """Record ``annotator``'s ``answer`` ("a", "b", "equal" or "skip") to ``qid`` on disk;
+        returns False when the query was already answered or withdrawn."""
+        if answer not in ANSWERS:
+            raise ConfigError(f"answer must be one of {', '.join(map(repr, ANSWERS))}")
+        record = {"id": qid, "answer": answer, "annotator": annotator, "time": time.time()}
+        written = _atomic_write(
+            self.root / "answers" / f"{qid}.json", json.dumps(record).encode(), exclusive=True
+        )
+        self._answered.add(qid)
+        return written
+
+    def withdraw(self, qid: str) -> bool:
+        """Close ``qid`` unanswered (the teacher stopped waiting); False if it was answered."""
+        record = {"id": qid, "answer": None, "withdrawn": True, "time": time.time()}
+        return _atomic_write(
+            self.root / "answers" / f"{qid}.json", json.dumps(record).encode(), exclusive=True
+        )
+
+    def is_closed(self, qid: str) -> bool:
+        """Whether ``qid`` has an answer (or was withdrawn)."""
+        return qid in self._answered or (self.root / "answers" / f"{qid}.json").exists()
+
+    def read_answer(self, qid: str) -> dict[str, Any] | None:
+        """The answer record of ``qid``, or None while it is open."""
+        try:
+            return json.loads((self.root / "answers" / f"{qid}.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    # ----- annotators -------------------------------------------------------------------
+    def add_annotators(self, names: list[str], reissue: bool = False) -> dict[str, str]:
+        """Give each annotator in ``names`` without a token (every one, with ``reissue``) a
+        new unguessable token; returns ``{name: token}`` of the new tokens. Only the tokens'
+        SHA-256 is stored, so a token is shown once."""
+        for name in names:
+            if not ANNOTATOR_NAME.fullmatch(name):
+                raise ConfigError(
+                    f"annotator name {name!r} must be 1-40 letters, digits, '_', '.' or '-'"
+                )
+        hashes = self._annotator_hashes()
+        new = {n: secrets.token_urlsafe(32) for n in names if reissue or n not in hashes}
+        hashes.update({n: _token_hash(t) for n, t in new.items()})
+        path = self.root / "annotators.json"
+        _atomic_write(path, json.dumps(hashes, indent=1).encode())
+        os.chmod(path, 0o600)
+        return new
+
+    def _annotator_hashes(self) -> dict[str, str]:
+        path = self.root / "annotators.json"
+        if not path.exists():
+            return {}
+        try:
+            hashes = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise ConfigError(f"{str(path)!r} is not a JSON annotators file") from None
+        if not isinstance(hashes, dict):
+            raise ConfigError(f"{str(path)!r} is not a JSON annotators file")
+        return hashes
+
+    def annotators(self) -> list[str]:
+        """Names of the annotators holding a token."""
+        return sorted(self._annotator_hashes())
+
+    def annotator_for(self, token: str, hashes: dict[str, str] | None = None) -> str | None:
+        """The annotator whose token is ``token``, else None (compared in constant time)."""
+        digest = _token_hash(token)
+        found = None
+        for name, stored in (self._annotator_hashes() if hashes is None else hashes).items():
+            if secrets.compare_digest(digest, stored):
+                found = name
+        return found
+
+
+def encode_gif(frames: list[np.ndarray], fps: float, size: int) -> bytes:
+    """An animated GIF (Pillow) of RGB ``frames``, scaled to ``size`` pixels wide, looping.
+
+    One 64-colour palette, taken from up to 8 frames spread over the clip, serves every
+    frame (no dithering): rendered scenes have few colours, and quantising each frame on its
+    own is four times slower and makes larger files."""
+    from PIL import Image
+
+    images = []
+    for frame in frames:
+        image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
+        height = max(1, round(image.height * size / image.width))
+        images.append(image.resize((size, height), Image.Resampling.BILINEAR))
+    samples = [images[k] for k in np.linspace(0, len(images) - 1, min(8, len(images))).astype(int)]
+    sheet = Image.new("RGB", (size * len(samples), samples[0].height))
+    for k, image in enumerate(samples):
+        sheet.paste(image, (k * size, 0))
+    palette = sheet.quantize(colors=64)
+    indexed = [image.quantize(palette=palette, dither=Image.Dither.NONE) for image in images]
+    buffer = io.BytesIO()
+    indexed[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=indexed[1:],
+        duration=max(20, round(1000 / fps)),
+        loop=0,
+    )
+    return buffer.getvalue()
+
+
+@register_feedback_model("human")
+class HumanTeacher(FeedbackModel):
+    """People answer the preference queries, in a browser (``feedbackgym label``).
+
+    ``prefer(a, b)`` renders each pair of segments as two looping GIF clips, publishes the
+    pairs to the :class:`LabelQueue` in ``dir`` and blocks until every pair has an answer on
+    disk (or ``timeout`` seconds pass: pairs still open are withdrawn and labelled NaN,
+    skipped). Labels follow :class:`~feedbackgym.feedback.preferences.PreferenceModel`: 1.0
+    for a, 0.0 for b, 0.5 equal, NaN skipped. The label server (``feedbackgym label --out
+    DIR``) can run in another process, before, after or while training, and either can
+    restart: a pair asked again finds its answer already on disk. Each answered batch is also
+    appended (fsynced) to ``dir/feedback.jsonl`` with its segments, for ``feedbackgym
+    calibrate``.
+
+    Clips are rendered by putting a second copy of the env (``render_mode="rgb_array"``) in
+    the state each observation describes, which is exact only where the observation is the
+    whole state: envs with a registered state setter (:data:`STATE_SETTERS`: ``Pendulum-v1``,
+    ``feedbackgym/PointGoal-v0``; add one with :func:`register_state_setter`). Other envs are
+    refused. MuJoCo envs render headless with ``MUJOCO_GL=egl`` (or ``osmesa``).
+
+    With ``port`` set, the teacher also serves the label page itself (a background thread of
+    the training process, started at the first query; links go to stderr), so one command
+    does both; without it, run ``feedbackgym label --out DIR`` beside the run.
+
+    :param dir: the label folder shared with ``feedbackgym label --out``.
+    :param env: id of the run's env (the clips are rendered from it).
+    :param env_kwargs: keyword arguments of that env (e.g. PointGoal's ``n_targets``).
+    :param timeout: seconds ``prefer`` waits for a batch (None: until answered).
+    :param poll_interval: seconds between looks at the answers folder.
+    :param fps: frames per second of the clips (None: the env's ``render_fps``).
+    :param clip_size: width of the clips in pixels, >= 32.
+    :param port: serve the label page on this port from the training process (None: don't).
+    :param host: address the page is served on when ``port`` is set.
+    :param rng: unused (people are not seeded); kept for the common constructor.
+    """
+
+    kind = "preference"
+
+    def __init__(
+        self,
+        dir: str = "labels",
+        env: str | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.2,
+        fps: float | None = None,
+        clip_size: int = 256,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(rng)
+        if env is None:
+            raise ConfigError(
+                "the human teacher needs env, the id of the run's env its clips are rendered "
+                f"from; one of: {', '.join(sorted(STATE_SETTERS))}"
+            )
+        if env not in STATE_SETTERS:
+            raise ConfigError(
+                f"the human teacher cannot render env {env!r}: clips need a state setter (an "
+                f"exact render from observations); envs with one: "
+                f"{', '.join(sorted(STATE_SETTERS))} (add one with register_state_setter)"
+            )
+        if env_kwargs is not None and not isinstance(env_kwargs, dict):
+            raise ConfigError(f"env_kwargs must be a dict of env arguments, got {env_kwargs!r}")
+        if timeout is not None:
+            timeout = check_range("timeout", timeout, 0.0, low_open=True)
+        self.dir = str(dir)
+        self.env = env
+        self.env_kwargs = env_kwargs
+        self.timeout = timeout
+        self.poll_interval = check_range("poll_interval", poll_interval, 0.0, low_open=True)
+        self.fps = None if fps is None else check_range("fps", fps, 0.0, 100.0, low_open=True)
+        self.clip_size = check_int("clip_size", clip_size, 32)
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                                 or not 0 <= port < 65536):  # fmt: skip
+            raise ConfigError(f"port must be an integer in 0..65535 (0: any free), got {port!r}")
+        self.port = port
+        self.host = str(host)
+        self._server: Any = None
+        self._queue: LabelQueue | None = None  # made on first use: checking a run writes nothing
+        self._render_env: Any = None
+        self._own_log: Any = None
+
+    @property
+    def queue(self) -> LabelQueue:
+        """The label folder's queue (created with the folder on first use)."""
+        if self._queue is None:
+            self._queue = LabelQueue(self.dir)
+        return self._queue
+
+    # A checkpoint pickles the teacher: the render env and open log are rebuilt on demand.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_render_env"] = None
+        state["_own_log"] = None
+        state["_server"] = None
+        return state
+
+    def serve(self) -> str:
+        """Start serving the label page from this process (once); returns its base URL and
+        prints each new annotator's link to stderr."""
+        if self._server is None:
+            import contextlib
+            import sys
+
+            from feedbackgym.feedback.label_server import running_server
+
+            stack = contextlib.ExitStack()
+            url = stack.enter_context(running_server(self.dir, self.host, self.port or 0))
+            self._server = (stack, url)
+            new = self.queue.add_annotators([] if self.queue.annotators() else ["annotator"])
+            print(f"label page of {self.dir}: {url}", file=sys.stderr, flush=True)
+            for name, token in new.items():
+                print(f"  {name}: {url}/?token={token}", file=sys.stderr, flush=True)
+            if not new:
+                print("  (annotators' links were issued before; `feedbackgym label --out "
+                      f"{self.dir} --annotator NAME --reissue` makes a new one)",
+                      file=sys.stderr, flush=True)  # fmt: skip
+        return self._server[1]
+
+    def close(self) -> None:
+        """Stop the label page this process serves, if any."""
+        if self._server is not None:
+            self._server[0].close()
+            self._server = None
+
+    def _renderer(self) -> Any:
+        if self._render_env is None:
+            import gymnasium as gym
+
+            import feedbackgym.envs  # noqa: F401  (registers feedbackgym/ ids)
+
+            os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame: no sound card needed
+            env = gym.make(self.env, render_mode="rgb_array", **(self.env_kwargs or {}))
+            env.reset(seed=0)
+            self._render_env = env
+        return self._render_env
+
+    def render_clip(self, obs: np.ndarray, actions: np.ndarray | None) -> bytes:
+        """The GIF of one segment: its observations (and actions) drawn by the env."""
+        env = self._renderer()
+        setter = STATE_SETTERS[self.env]
+        frames = []
+        for t in range(obs.shape[0]):
+            setter(env.unwrapped, obs[t], None if actions is None else actions[t])
+            frames.append(env.render())
+        fps = self.fps or env.metadata.get("render_fps") or 30
+        return encode_gif(frames, float(fps), self.clip_size)
+
+    def prefer(self, a: Segments | np.ndarray, b: Segments | np.ndarray) -> np.ndarray:
+        """Ask people about each pair ``(a[i], b[i])``; blocks until answered (or timeout)."""
+        a, b = as_segments(a), as_segments(b)
+        if a.rewards.shape != b.rewards.shape:
+            raise ConfigError(
+                f"segments a and b must have the same shape, got {a.rewards.shape} and "
+                f"{b.rewards.shape}"
+            )
+        if a.obs is None or b.obs is None or a.obs.ndim != 3:
+            raise ConfigError(
+                "the human teacher needs segments with vector observations (n, length, d)"
+            )
+        if self.port is not None:
+            self.serve()
+        ids = [query_id(a, b, i) for i in range(len(a))]
+        for i, qid in enumerate(ids):
+            if self.queue.read_answer(qid) is None and not self.queue.is_query(qid):
+                self.queue.publish(
+                    qid,
+                    self.render_clip(a.obs[i], None if a.actions is None else a.actions[i]),
+                    self.render_clip(b.obs[i], None if b.actions is None else b.actions[i]),
+                    {"env": self.env, "length": a.length},
+                )
+        answers = self._wait(ids)
+        labels = np.array([ANSWERS[r["answer"]] if r["answer"] else SKIPPED for r in answers])
+        self._count(len(labels), int(np.count_nonzero(~np.isnan(labels))))
+        query = {"a": a.to_dict(), "b": b.to_dict()}
+        self._record("prefer", query, labels)
+        self._own_log_append(query, labels)
+        return labels
+
+    def _wait(self, ids: list[str]) -> list[dict[str, Any]]:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        found: dict[str, dict[str, Any]] = {}
+        while True:
+            for qid in ids:
+                if qid not in found:
+                    record = self.queue.read_answer(qid)
+                    if record is not None:
+                        found[qid] = record
+            if len(found) == len(set(ids)):
+                return [found[qid] for qid in ids]
+            if deadline is not None and time.monotonic() >= deadline:
+                for qid in set(ids) - set(found):
+                    self.queue.withdraw(qid)  # or, if an answer just won the race, read it
+                    found[qid] = self.queue.read_answer(qid) or {"answer": None}
+                return [found[qid] for qid in ids]
+            time.sleep(self.poll_interval)
+
+    def _own_log_append(self, query: dict[str, Any], labels: np.ndarray) -> None:
+        from feedbackgym.feedback.log import FeedbackLog
+
+        path = Path(self.dir) / "feedback.jsonl"
+        if self.log is not None and Path(self.log.path).resolve() == path.resolve():
+            return  # the run logs into the label folder itself: one log is enough
+        if self._own_log is None:
+            log = FeedbackLog(path, fsync=True)
+            self._own_log = (log, log.add_model(self))
+        log, model_id = self._own_log
+        log.append(model_id, self.kind, "prefer", query, labels)

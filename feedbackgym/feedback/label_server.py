@@ -1,0 +1,352 @@
+"""The label server: a small web app where people answer the human teacher's queries."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from feedbackgym.errors import ConfigError
+from feedbackgym.feedback.human import ANSWERS, QUERY_ID, LabelQueue
+
+#: Largest answer body accepted (an answer is about 60 bytes).
+MAX_BODY = 4096
+#: Longest token accepted (``secrets.token_urlsafe(32)`` is 43 characters).
+MAX_TOKEN = 128
+#: Every response: no framing, no sniffing, no referrer (the page URL holds the token), no
+#: caching, and only this server's own scripts, styles and images.
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        b"form-action 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>feedbackgym: which clip is better?</title>
+<link rel="stylesheet" href="/label.css"></head>
+<body>
+<header><h1>Which clip is better?</h1>
+<p>Watch both clips (they loop), then choose. Keys: <kbd>1</kbd> or <kbd>&larr;</kbd> left,
+<kbd>2</kbd> or <kbd>&rarr;</kbd> right, <kbd>3</kbd> equal, <kbd>0</kbd> can't tell.</p>
+<p class="counts">Signed in as <b id="annotator">?</b> &middot; answered here:
+<b id="done">0</b> &middot; waiting: <b id="open">0</b></p></header>
+<main>
+<section id="pair" hidden>
+<figure><img id="clip-a" alt="clip A"><figcaption>A (left)</figcaption></figure>
+<figure><img id="clip-b" alt="clip B"><figcaption>B (right)</figcaption></figure>
+</section>
+<p id="waiting" hidden>No query is waiting. This page looks again every 2 seconds.</p>
+<nav id="buttons">
+<button id="btn-a" data-answer="a" disabled>A is better</button>
+<button id="btn-equal" data-answer="equal" disabled>Equally good</button>
+<button id="btn-skip" data-answer="skip" disabled>Can't tell</button>
+<button id="btn-b" data-answer="b" disabled>B is better</button>
+</nav>
+<p id="status" role="status"></p>
+</main>
+<script src="/label.js"></script>
+</body></html>
+"""
+
+FORBIDDEN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>feedbackgym: no access</title></head>
+<body><h1>This link is not valid</h1>
+<p>Open the personal link (ending in <code>?token=...</code>) you were given.</p></body></html>
+"""
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 60rem; color: #222; }
+h1 { margin: 0 0 .3rem; font-size: 1.5rem; }
+header p { margin: .2rem 0; color: #555; }
+#pair { display: flex; gap: 1.5rem; justify-content: center; margin: 1.2rem 0; }
+figure { margin: 0; text-align: center; }
+figure img { width: 256px; height: 256px; border: 3px solid #ccc; border-radius: 6px;
+  background: #fff; image-rendering: auto; }
+figcaption { font-weight: 600; margin-top: .3rem; }
+nav { display: flex; gap: .8rem; justify-content: center; }
+button { font-size: 1.05rem; padding: .6rem 1.1rem; border-radius: 6px; border: 1px solid #888;
+  background: #f4f4f4; cursor: pointer; }
+button:disabled { opacity: .45; cursor: default; }
+#btn-a, #btn-b { background: #dbeafe; border-color: #3b82f6; }
+#waiting, #status { text-align: center; color: #555; min-height: 1.4em; }
+kbd { border: 1px solid #bbb; border-radius: 3px; padding: 0 .3em; background: #f7f7f7; }
+"""
+
+SCRIPT = """"use strict";
+const token = new URLSearchParams(location.search).get("token") || "";
+const auth = {"Authorization": "Bearer " + token};
+const $ = (id) => document.getElementById(id);
+let current = null;
+let busy = false;
+
+function setButtons(on) {
+  for (const b of document.querySelectorAll("button[data-answer]")) b.disabled = !on;
+}
+function say(text) { $("status").textContent = text; }
+
+async function next() {
+  let r;
+  try { r = await fetch("/api/next", {headers: auth, cache: "no-store"}); }
+  catch (e) { say("The server cannot be reached; trying again."); setTimeout(next, 2000); return; }
+  if (!r.ok) { say(`The server refused this link (${r.status}).`); setButtons(false); return; }
+  const data = await r.json();
+  $("annotator").textContent = data.annotator;
+  $("open").textContent = data.open;
+  $("done").textContent = data.answered_by_you;
+  if (!data.query) {
+    current = null;
+    $("pair").hidden = true; $("waiting").hidden = false; setButtons(false);
+    setTimeout(next, 2000);
+    return;
+  }
+  current = data.query;
+  const q = `?token=${encodeURIComponent(token)}`;
+  $("clip-a").src = `/clips/${current}/a${q}`;
+  $("clip-b").src = `/clips/${current}/b${q}`;
+  $("pair").dataset.query = current;
+  $("pair").hidden = false; $("waiting").hidden = true; setButtons(true);
+}
+
+async function answer(choice) {
+  if (!current || busy) return;
+  busy = true; setButtons(false);
+  try {
+    const r = await fetch("/api/answer", {
+      method: "POST",
+      headers: {...auth, "Content-Type": "application/json"},
+      body: JSON.stringify({id: current, answer: choice}),
+    });
+    if (r.ok) { say("Saved."); await next(); }
+    else if (r.status === 409 || r.status === 404) {
+      say("Someone else answered that one."); await next();
+    }
+    else { say(`Not saved (${r.status}); please try again.`); setButtons(true); }
+  } catch (e) {
+    say("The server cannot be reached: that answer was not saved; please try again.");
+    setButtons(true);
+  } finally { busy = false; }
+}
+
+for (const b of document.querySelectorAll("button[data-answer]")) {
+  b.addEventListener("click", () => answer(b.dataset.answer));
+}
+const keys = {"1": "a", "ArrowLeft": "a", "2": "b", "ArrowRight": "b", "3": "equal", "0": "skip"};
+document.addEventListener("keydown", (e) => { if (keys[e.key]) answer(keys[e.key]); });
+next();
+"""
+
+
+class _SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _starlette() -> Any:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "the label server needs the 'human' extra: pip install 'feedbackgym[human]'"
+        ) from None
+
+
+def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_BODY) -> Any:
+    """The label server of the label folder ``root`` as an ASGI (Starlette) app.
+
+    ``GET /?token=T`` is the page; ``GET /api/next`` the next open query for the annotator
+    (one not lent to another annotator in the last ``lease_seconds``); ``GET
+    /clips/<id>/<a|b>`` a clip; ``POST /api/answer`` with ``{"id": ..., "answer": "a" | "b" |
+    "equal" | "skip"}`` records an answer on disk before it replies. The token comes as
+    ``Authorization: Bearer T`` or ``?token=T``. Refused: no or unknown token (403), an
+    unknown id (404), an answered or withdrawn query (409), a body that is not such JSON
+    (400) or is larger than ``max_body`` bytes (413). No other path reads a file.
+    """
+    _starlette()
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    queue = LabelQueue(root)
+    lock = threading.Lock()
+    leases: dict[str, tuple[str, float]] = {}  # query id -> (annotator, lent until)
+    answered_here: dict[str, int] = {}
+    tokens: dict[str, Any] = {"mtime": None, "hashes": {}}
+
+    def who(request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header[:7].lower() == "bearer " else ""
+        token = token or request.query_params.get("token", "")
+        if not token or len(token) > MAX_TOKEN:
+            return None
+        path = queue.root / "annotators.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        if mtime != tokens["mtime"]:  # tokens added or reissued by `feedbackgym label`
+            tokens["hashes"], tokens["mtime"] = queue._annotator_hashes(), mtime
+        return queue.annotator_for(token, tokens["hashes"])
+
+    def refuse(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def page(request: Request) -> Response:
+        if who(request) is None:
+            return HTMLResponse(FORBIDDEN_PAGE, status_code=403)
+        return HTMLResponse(PAGE)
+
+    async def script(request: Request) -> Response:
+        return Response(SCRIPT, media_type="text/javascript")
+
+    async def style(request: Request) -> Response:
+        return Response(CSS, media_type="text/css")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    def pick(annotator: str) -> tuple[str | None, int]:
+        open_ids = queue.open_queries()
+        now = time.monotonic()
+        with lock:
+            for qid in open_ids:
+                holder, until = leases.get(qid, (annotator, 0.0))
+                # Answered since open_queries() looked? (An answer is on disk before its lease
+                # is dropped, so this check under the lock cannot miss one.)
+                if (holder == annotator or until < now) and not queue.is_closed(qid):
+                    leases[qid] = (annotator, now + lease_seconds)
+                    return qid, len(open_ids)
+        return None, len(open_ids)
+
+    async def next_query(request: Request) -> Response:
+        annotator = who(request)
+        if annotator is None:
+            return refuse(403, "missing or unknown token")
+        qid, n_open = await run_in_threadpool(pick, annotator)
+        return JSONResponse(
+            {
+                "query": qid,
+                "open": n_open,
+                "annotator": annotator,
+                "answered_by_you": answered_here.get(annotator, 0),
+            }
+        )
+
+    async def clip(request: Request) -> Response:
+        if who(request) is None:
+            return refuse(403, "missing or unknown token")
+        path = queue.clip_path(request.path_params["qid"], request.path_params["side"])
+        if path is None:
+            return refuse(404, "no such clip")
+        return FileResponse(path, media_type="image/gif")
+
+    async def answer(request: Request) -> Response:
+        annotator = who(request)
+        if annotator is None:
+            return refuse(403, "missing or unknown token")
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body):
+            return refuse(413, f"body larger than {max_body} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                return refuse(413, f"body larger than {max_body} bytes")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return refuse(400, "body must be JSON")
+        if (
+            not isinstance(data, dict)
+            or set(data) != {"id", "answer"}
+            or not isinstance(data["id"], str)
+            or data["answer"] not in ANSWERS
+        ):
+            return refuse(400, 'body must be {"id": "<query id>", "answer": "a|b|equal|skip"}')
+        qid = data["id"]
+        if not QUERY_ID.fullmatch(qid) or not queue.is_query(qid):
+            return refuse(404, "unknown query")
+        written = await run_in_threadpool(queue.answer, qid, data["answer"], annotator)
+        with lock:
+            leases.pop(qid, None)
+            if written:
+                answered_here[annotator] = answered_here.get(annotator, 0) + 1
+        if not written:
+            return refuse(409, "query already answered or withdrawn")
+        return JSONResponse({"ok": True})
+
+    routes = [
+        Route("/", page),
+        Route("/label.js", script),
+        Route("/label.css", style),
+        Route("/healthz", health),
+        Route("/api/next", next_query),
+        Route("/api/answer", answer, methods=["POST"]),
+        Route("/clips/{qid}/{side}", clip),
+    ]
+    return _SecurityHeaders(Starlette(routes=routes))
+
+
+def serve(
+    root: str | Path, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 60.0
+) -> None:
+    """Run the label server in the foreground until interrupted (Ctrl-C)."""
+    import uvicorn
+
+    uvicorn.run(
+        make_app(root, lease_seconds=lease_seconds), host=host, port=port, log_level="warning"
+    )
+
+
+@contextlib.contextmanager
+def running_server(
+    root: str | Path, host: str = "127.0.0.1", port: int = 0, lease_seconds: float = 60.0
+) -> Iterator[str]:
+    """Run the label server on a background thread; yields its base URL (``port=0``: a free
+    port). Used by tests, benchmarks, and a training process that serves its own labels."""
+    import uvicorn
+
+    app = make_app(root, lease_seconds=lease_seconds)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name="label-server")
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ConfigError(f"the label server could not start on {host}:{port}")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

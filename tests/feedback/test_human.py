@@ -1,0 +1,254 @@
+"""The human teacher and its label queue: clips, blocking answers, timeouts, restarts, logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import threading
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from PIL import Image
+
+from feedbackgym.errors import ConfigError
+from feedbackgym.feedback import (
+    HumanTeacher,
+    LabelQueue,
+    ReplayTeacher,
+    Segments,
+    make_feedback_model,
+)
+from feedbackgym.feedback.human import STATE_SETTERS, query_id
+
+
+def pendulum_segments(n: int, length: int, seed: int) -> tuple[Segments, np.ndarray]:
+    """``n`` real Pendulum-v1 segments (obs, actions, rewards) and their rendered frames."""
+    env = gym.make("Pendulum-v1", render_mode="rgb_array")
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    all_obs, actions, rewards, frames = [], [], [], []
+    for _ in range(n * length):
+        action = rng.uniform(-2, 2, size=1).astype(np.float32)
+        all_obs.append(obs)
+        actions.append(action)
+        env.unwrapped.last_u = float(action[0])  # what step() sets before the next render
+        frames.append(env.render())
+        obs, reward, *_ = env.step(action)
+        rewards.append(reward)
+    env.close()
+    shape = (n, length)
+    return (
+        Segments(
+            np.reshape(rewards, shape),
+            np.reshape(all_obs, (*shape, 3)),
+            np.reshape(actions, (*shape, 1)),
+        ),
+        np.reshape(frames, (*shape, *frames[0].shape)),
+    )
+
+
+def answer_when_published(queue: LabelQueue, answers: list[str], annotator: str = "alice"):
+    """A thread answering each query as it appears, in order, with the next of ``answers``."""
+
+    def run() -> None:
+        todo = list(answers)
+        deadline = time.monotonic() + 30
+        while todo and time.monotonic() < deadline:
+            for qid in queue.open_queries():
+                queue.answer(qid, todo.pop(0), annotator)
+                if not todo:
+                    break
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+# ----- clips ----------------------------------------------------------------------------------
+def test_pendulum_clip_frames_are_the_envs_own_renders(tmp_path):
+    """Setting Pendulum's state from an observation draws exactly what the env drew."""
+    segments, frames = pendulum_segments(1, 6, seed=3)
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1")
+    env = teacher._renderer()
+    for t in range(6):
+        STATE_SETTERS["Pendulum-v1"](env.unwrapped, segments.obs[0, t], segments.actions[0, t])
+        assert np.array_equal(env.render(), frames[0, t])
+
+
+def test_clip_is_an_animated_gif_one_frame_per_step(tmp_path):
+    segments, _ = pendulum_segments(1, 7, seed=0)
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", clip_size=64)
+    gif = Image.open(io.BytesIO(teacher.render_clip(segments.obs[0], segments.actions[0])))
+    assert gif.format == "GIF" and gif.n_frames == 7 and gif.size == (64, 64)
+    assert gif.info["loop"] == 0
+
+
+# ----- bad configurations -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "needs env"),
+        ({"env": "CartPole-v1"}, "cannot render env 'CartPole-v1'"),
+        ({"env": "Pendulum-v1", "timeout": 0}, "timeout"),
+        ({"env": "Pendulum-v1", "clip_size": 8}, "clip_size"),
+        ({"env": "Pendulum-v1", "env_kwargs": [1]}, "env_kwargs"),
+        ({"env": "Pendulum-v1", "port": 70000}, "port must be an integer in 0..65535"),
+    ],
+)
+def test_bad_settings_are_one_line_config_errors(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        make_feedback_model("human", dir=str(tmp_path), **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_segments_without_vector_observations_are_refused(tmp_path):
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1")
+    with pytest.raises(ConfigError, match="vector observations"):
+        teacher.prefer(np.zeros((2, 5)), np.ones((2, 5)))
+
+
+# ----- answering ------------------------------------------------------------------------------
+def test_prefer_blocks_until_people_answer_and_maps_answers_to_labels(tmp_path):
+    a, _ = pendulum_segments(4, 5, seed=1)
+    b, _ = pendulum_segments(4, 5, seed=2)
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", poll_interval=0.01)
+    helper = answer_when_published(teacher.queue, ["a", "b", "equal", "skip"])
+    labels = teacher.prefer(a, b)
+    helper.join()
+    np.testing.assert_array_equal(labels, [1.0, 0.0, 0.5, np.nan])
+    assert (teacher.queries, teacher.answered) == (4, 3)
+    for i in range(4):  # every answer on disk names its annotator
+        assert teacher.queue.read_answer(query_id(a, b, i))["annotator"] == "alice"
+
+
+def test_queries_hold_no_rewards(tmp_path):
+    a, _ = pendulum_segments(1, 5, seed=1)
+    b, _ = pendulum_segments(1, 5, seed=2)
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", timeout=0.05)
+    teacher.prefer(a, b)
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "queries").glob("*.json")]
+    assert set(record) == {"id", "created", "env", "length"}
+
+
+def test_timeout_withdraws_open_queries_and_labels_them_skipped(tmp_path):
+    a, _ = pendulum_segments(2, 4, seed=1)
+    b, _ = pendulum_segments(2, 4, seed=2)
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", timeout=0.2, poll_interval=0.01)
+    helper = answer_when_published(teacher.queue, ["b"])  # one answer, then the person leaves
+    labels = teacher.prefer(a, b)
+    helper.join()
+    assert np.isnan(labels).sum() == 1 and 0.0 in labels
+    assert teacher.queue.open_queries() == []
+    withdrawn = [i for i in range(2) if teacher.queue.read_answer(query_id(a, b, i))["answer"]]
+    assert len(withdrawn) == 1
+    # A late answer to the withdrawn query is refused: it can no longer change the run.
+    late = [query_id(a, b, i) for i in range(2) if np.isnan(labels[i])][0]
+    assert not teacher.queue.answer(late, "a", "alice")
+
+
+def test_a_restarted_teacher_finds_answers_on_disk_instead_of_asking_again(tmp_path):
+    a, _ = pendulum_segments(2, 4, seed=1)
+    b, _ = pendulum_segments(2, 4, seed=2)
+    first = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", poll_interval=0.01)
+    helper = answer_when_published(first.queue, ["a", "b"])
+    labels = first.prefer(a, b)
+    helper.join()
+    # A new process (a resumed run) asks the same pairs: answered at once, nobody asked.
+    clips_before = sorted(os.listdir(tmp_path / "clips"))
+    again = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", timeout=0.5)
+    started = time.monotonic()
+    np.testing.assert_array_equal(again.prefer(a, b), labels)
+    assert time.monotonic() - started < 0.4
+    assert sorted(os.listdir(tmp_path / "clips")) == clips_before
+
+
+def test_first_answer_wins(tmp_path):
+    queue = LabelQueue(tmp_path)
+    queue.publish("0" * 24, b"GIF", b"GIF", {})
+    assert queue.answer("0" * 24, "a", "alice")
+    assert not queue.answer("0" * 24, "b", "bob")
+    assert queue.read_answer("0" * 24)["annotator"] == "alice"
+    assert not queue.withdraw("0" * 24)
+
+
+def test_open_queries_are_oldest_first_and_survive_a_new_queue_object(tmp_path):
+    queue = LabelQueue(tmp_path)
+    for k in range(3):
+        queue.publish(f"{k:024x}", b"GIF", b"GIF", {})
+    queue.answer(f"{1:024x}", "a", "alice")
+    assert LabelQueue(tmp_path).open_queries() == [f"{0:024x}", f"{2:024x}"]
+
+
+# ----- tokens ---------------------------------------------------------------------------------
+def test_tokens_are_unguessable_stored_hashed_and_private(tmp_path):
+    queue = LabelQueue(tmp_path)
+    tokens = queue.add_annotators(["alice", "bob"])
+    assert len(set(tokens.values())) == 2 and all(len(t) >= 40 for t in tokens.values())
+    stored = (tmp_path / "annotators.json").read_text()
+    assert tokens["alice"] not in stored and tokens["bob"] not in stored
+    assert (tmp_path / "annotators.json").stat().st_mode & 0o777 == 0o600
+    assert queue.annotator_for(tokens["bob"]) == "bob"
+    assert queue.annotator_for(tokens["bob"][:-1]) is None
+    assert queue.add_annotators(["alice"]) == {}  # kept: a token is issued once
+    reissued = queue.add_annotators(["alice"], reissue=True)["alice"]
+    assert queue.annotator_for(tokens["alice"]) is None and queue.annotator_for(reissued)
+
+
+def test_bad_annotator_names_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="annotator name"):
+        LabelQueue(tmp_path).add_annotators(["../evil"])
+
+
+# ----- logs, checkpoints, the registry ------------------------------------------------------
+def test_answered_batches_are_logged_for_replay_and_calibration(tmp_path):
+    a, _ = pendulum_segments(2, 4, seed=1)
+    b, _ = pendulum_segments(2, 4, seed=2)
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", poll_interval=0.01)
+    helper = answer_when_published(teacher.queue, ["a", "equal"])
+    labels = teacher.prefer(a, b)
+    helper.join()
+    replay = ReplayTeacher(str(tmp_path / "feedback.jsonl"))
+    assert replay.kind == "preference"
+    np.testing.assert_array_equal(replay.prefer(a, b), labels)
+
+
+def test_teacher_pickles_for_checkpoints_and_describes_itself(tmp_path):
+    teacher = make_feedback_model("human", dir=str(tmp_path), env="Pendulum-v1", timeout=5.0)
+    teacher._renderer()
+    copy = pickle.loads(pickle.dumps(teacher))
+    assert copy.config() == teacher.config()
+    assert teacher.config() == {
+        "name": "human",
+        "dir": str(tmp_path),
+        "env": "Pendulum-v1",
+        "env_kwargs": None,
+        "timeout": 5.0,
+        "poll_interval": 0.2,
+        "fps": None,
+        "clip_size": 256,
+        "port": None,
+        "host": "127.0.0.1",
+        "rng": None,
+    }
+
+
+def test_point_goal_state_setter_restores_the_observed_state():
+    """PointGoal's observation (point, velocity, targets) is its whole state."""
+    import feedbackgym  # noqa: F401
+
+    source = gym.make("feedbackgym/PointGoal-v0")
+    obs, _ = source.reset(seed=0)
+    for _ in range(5):
+        obs, *_ = source.step(np.array([0.7, -0.4]))
+    copy = gym.make("feedbackgym/PointGoal-v0")
+    copy.reset(seed=99)  # another layout, which the setter must replace
+    STATE_SETTERS["feedbackgym/PointGoal-v0"](copy.unwrapped, obs, None)
+    np.testing.assert_allclose(copy.unwrapped._get_obs(), obs, atol=1e-6)
+    np.testing.assert_allclose(
+        copy.unwrapped.data.mocap_pos[:, :2], obs[4:].reshape(-1, 2), atol=1e-6
+    )

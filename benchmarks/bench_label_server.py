@@ -4,12 +4,12 @@ Starts ``feedbackgym label`` (one uvicorn process) on a label folder holding ``-
 published Pendulum-v1 queries (real 256-pixel GIF clips), then lets ``K`` simulated annotators
 (threads of this process, one HTTP session each) do what the page does, as fast as they can:
 ``GET /api/next``, both clips, ``POST /api/answer``. Reports answers per second and request
-latencies (median, 95th percentile) per request kind, for each ``K``, and checks that every
+latencies (median, 99th percentile) per request kind, for each ``K``, and checks that every
 answer acknowledged is on disk exactly once, with its annotator. Also times the teacher's side:
 rendering and publishing one pair (two 50-step clips). Each level stops after ``--seconds``.
 Writes the section ``bench_label_server`` of benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/bench_label_server.py [--queries 1000] [--seconds 10]
+    .venv/bin/python benchmarks/bench_label_server.py [--queries 3000] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ from _results import update_section  # noqa: E402
 from feedbackgym.feedback import HumanTeacher, LabelQueue, Segments  # noqa: E402
 from feedbackgym.feedback.human import query_id  # noqa: E402
 
-LEVELS = (1, 4, 16)
+LEVELS = (1, 4, 20)
+#: The issue's target: the page answers within this at the 99th percentile (20 annotators).
+P99_TARGET_MS = 100.0
 LENGTH = 50
 
 
@@ -110,8 +112,8 @@ def annotate(base: str, name: str, token: str, stop: float, out: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--queries", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="labels-") as tmp:
@@ -127,6 +129,7 @@ def main() -> None:
         clip_kb = np.mean([len(c) for pair in clips for c in pair]) / 1024
 
         rows = []
+        p99: dict[int, float] = {}
         for level in LEVELS:
             queue = LabelQueue(folder / f"k{level}")
             many_a, many_b = pendulum_pairs(args.queries, seed=level)
@@ -164,14 +167,16 @@ def main() -> None:
             assert all(on_disk[q]["annotator"] == owner[q] for q in acknowledged)
             lat = {k: np.concatenate([np.array(r[0][k]) for r in results.values()]) * 1000
                    for k in ("next", "clip", "answer")}  # fmt: skip
+            every = np.concatenate(list(lat.values()))
+            p99[level] = float(np.percentile(every, 99))
             rows.append(
                 f"| {level} | {len(acknowledged) / elapsed:,.0f} | {len(acknowledged)} | "
-                f"{conflicts} | "
+                f"{elapsed:.0f} | {conflicts} | "
                 + " | ".join(
-                    f"{np.median(lat[k]):.1f} / {np.percentile(lat[k], 95):.1f}"
+                    f"{np.median(lat[k]):.1f} / {np.percentile(lat[k], 99):.1f}"
                     for k in ("next", "clip", "answer")
                 )
-                + f" | {publish_ms:.1f} |"
+                + f" | {p99[level]:.1f} | {publish_ms:.1f} |"
             )
             print(rows[-1], flush=True)
 
@@ -179,16 +184,20 @@ def main() -> None:
         f"One `feedbackgym label` process (uvicorn, one worker) on a label folder of "
         f"{args.queries} queries; K simulated annotators (threads of the client process, one "
         f"HTTP session each) fetch the next query, both clips ({clip_kb:.0f} KiB GIFs) and post "
-        f"an answer, as fast as they can, for at most {args.seconds:g} s. Every acknowledged "
-        "answer was found on disk exactly once with its annotator (checked). Latencies are "
-        "median / 95th percentile in ms; `publish` is the teacher writing one query's files "
-        "(fsynced).",
+        f"an answer, as fast as they can, for at most {args.seconds:g} s or until every query is "
+        "answered (bounded in count and time). Every acknowledged answer was found on disk "
+        "exactly once with its annotator (checked: none lost, none duplicated). Latencies are "
+        "median / 99th percentile in ms; `all p99` over every request; `publish` is the teacher "
+        "writing one query's files (fsynced).",
         "",
-        "| annotators K | answers/s | answers | conflicts (409) | next ms | clip ms | answer ms "
-        "| publish ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| annotators K | answers/s | answers | s | conflicts (409) | next ms | clip ms "
+        "| answer ms | all p99 ms | publish ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
+        f"Target (20 annotators: no answer lost or duplicated, 99th percentile within "
+        f"{P99_TARGET_MS:.0f} ms): {p99[LEVELS[-1]]:.0f} ms, "
+        f"{'met' if p99[LEVELS[-1]] <= P99_TARGET_MS else 'NOT met'}.",
         f"Rendering one 50-step Pendulum-v1 clip (256 px GIF, Pillow) takes "
         f"{render_seconds / 2 * 1000:.0f} ms: a pair of segments costs the teacher about "
         f"{render_seconds * 1000:.0f} ms before a person can see it. Client and server share "

@@ -209,13 +209,24 @@ def part_commons(out: Path, seeds: list[int], workers: int, device: str) -> None
             f"| {label} | {mean_se(column(summaries, 'true_return_mean'))} | "
             f"{np.mean(column(summaries, 'wall_seconds')):.0f} |"
         )
-    team = np.mean(column(rows["pref-ppo, team teacher"], "true_return_mean"))
-    agent = np.mean(column(rows["pref-ppo, per-agent teacher"], "true_return_mean"))
+
+    def mean(label: str) -> float:
+        return float(np.mean(column(rows[label], "true_return_mean")))
+
+    team, agent = mean("pref-ppo, team teacher"), mean("pref-ppo, per-agent teacher")
+    greedy, shared = mean("ppo on the true per-agent reward"), mean("ppo on the true team reward")
     lines += [
         "",
-        f"The team teacher's agents keep the commons: team return {team:.2f} vs {agent:.2f} "
-        "for agents taught by per-agent judgements, which, like PPO on each agent's own "
-        "reward, learn to take more than the stock can regrow.",
+        f"Team teacher {team:.2f} vs per-agent teacher {agent:.2f}; PPO on the true team reward "
+        f"{shared:.2f}, on each agent's own reward {greedy:.2f}. "
+        + (
+            "The per-agent teacher's agents over-harvest as own-reward PPO does."
+            if agent < team - 0.5 * abs(team - greedy)
+            else "The per-agent teacher does not lead to over-harvesting here: it compares whole "
+            "50-step episodes of one agent, whose own total is largest when the stock lasts, so "
+            "its labels favour restraint as the team's do; only a learner of the immediate own "
+            "reward (PPO) collapses the stock."
+        ),
     ]
     update_section("bench_multiagent_commons", "\n".join(lines))
 

@@ -120,6 +120,18 @@ def as_segments(value: Segments | np.ndarray | Any) -> Segments:
     return value if isinstance(value, Segments) else Segments(np.asarray(value, dtype=np.float64))
 
 
+def as_pair(a: Segments | np.ndarray, b: Segments | np.ndarray) -> tuple[Segments, Segments]:
+    """The two sides of pairwise queries as Segments; sides of different shapes are a
+    one-line ConfigError."""
+    a, b = as_segments(a), as_segments(b)
+    if a.rewards.shape != b.rewards.shape:
+        raise ConfigError(
+            f"segments a and b must have the same shape, got {a.rewards.shape} and "
+            f"{b.rewards.shape}"
+        )
+    return a, b
+
+
 class FeedbackModel:
     """Base class of every simulated (or learned, or replayed) annotator.
 

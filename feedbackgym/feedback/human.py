@@ -26,7 +26,7 @@ from feedbackgym.feedback.base import (
     SKIPPED,
     FeedbackModel,
     Segments,
-    as_segments,
+    as_pair,
     check_int,
     register_feedback_model,
 )
@@ -457,12 +457,7 @@ class HumanTeacher(FeedbackModel):
 
     def prefer(self, a: Segments | np.ndarray, b: Segments | np.ndarray) -> np.ndarray:
         """Ask people about each pair ``(a[i], b[i])``; blocks until answered (or timeout)."""
-        a, b = as_segments(a), as_segments(b)
-        if a.rewards.shape != b.rewards.shape:
-            raise ConfigError(
-                f"segments a and b must have the same shape, got {a.rewards.shape} and "
-                f"{b.rewards.shape}"
-            )
+        a, b = as_pair(a, b)
         if a.obs is None or b.obs is None or a.obs.ndim != 3:
             raise ConfigError(
                 "the human teacher needs segments with vector observations (n, length, d)"

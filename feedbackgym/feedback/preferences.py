@@ -13,6 +13,7 @@ from feedbackgym.feedback.base import (
     AdvantageFn,
     FeedbackModel,
     Segments,
+    as_pair,
     as_segments,
     check_callable,
     register_feedback_model,
@@ -112,12 +113,7 @@ class PreferenceModel(FeedbackModel):
 
     def prefer(self, a: Segments | np.ndarray, b: Segments | np.ndarray) -> np.ndarray:
         """Label each pair ``(a[i], b[i])``: 1.0 a, 0.0 b, 0.5 equal, NaN skipped."""
-        a, b = as_segments(a), as_segments(b)
-        if a.rewards.shape != b.rewards.shape:
-            raise ConfigError(
-                f"segments a and b must have the same shape, got {a.rewards.shape} and "
-                f"{b.rewards.shape}"
-            )
+        a, b = as_pair(a, b)
         labels = self._label(a, b)
         self._count(len(labels), int(np.count_nonzero(~np.isnan(labels))))
         self._record("prefer", lambda: {"a": a.to_dict(), "b": b.to_dict()}, labels)

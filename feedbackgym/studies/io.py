@@ -50,3 +50,24 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[A
 
 def write_npz(path: str | Path, **arrays: Any) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def saved_config(out: Path, name: str, what: str) -> Any:
+    """The JSON ``out/name`` that an earlier study or sweep left, or None for a new (absent or
+    empty) folder; a file, a folder holding something else, or an unreadable ``name`` is a
+    one-line ConfigError (``what``: "study", "sweep")."""
+    from feedbackgym.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file; give a folder")
+    saved = out / name
+    if not saved.exists():
+        if out.exists() and any(out.iterdir()):
+            raise ConfigError(
+                f"--out {str(out)!r} is not empty and holds no {what}; give a new or empty folder"
+            )
+        return None
+    try:
+        return json.loads(saved.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise ConfigError(f"{saved} is unreadable; give another --out") from None

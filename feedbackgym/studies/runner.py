@@ -140,19 +140,9 @@ def _import_ray() -> Any:
 
 
 def _check_out_dir(out: Path, study: RegretStudy) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; give a folder")
-    previous = out / "config.json"
-    if not previous.exists():
-        if out.exists() and any(out.iterdir()):
-            raise ConfigError(
-                f"--out {str(out)!r} is not empty and holds no study; give a new or empty folder"
-            )
+    old = io.saved_config(out, "config.json", "study")
+    if old is None:
         return
-    try:
-        old = json.loads(previous.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise ConfigError(f"{previous} is unreadable; give another --out") from None
     new = study.config()
     for key in STUDY_KEY:
         if key in old and old[key] != new[key]:

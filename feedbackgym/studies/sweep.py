@@ -247,20 +247,8 @@ def run_sweep(
 
 
 def _check_out_dir(out: Path, sweep: Sweep) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; give a folder")
-    saved = out / "sweep.json"
-    if not saved.exists():
-        if out.exists() and any(out.iterdir()):
-            raise ConfigError(
-                f"--out {str(out)!r} is not empty and holds no sweep; give a new or empty folder"
-            )
-        return
-    try:
-        old = json.loads(saved.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise ConfigError(f"{saved} is unreadable; give another --out") from None
-    if old != json.loads(json.dumps(sweep.config())):
+    old = io.saved_config(out, "sweep.json", "sweep")
+    if old is not None and old != json.loads(json.dumps(sweep.config())):
         raise ConfigError(
             f"--out {str(out)!r} holds a different sweep; give another --out, or the same "
             "sweep file to resume it"

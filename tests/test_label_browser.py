@@ -195,5 +195,6 @@ def test_a_tiny_human_run_is_answered_through_the_page_by_clicks_and_keys(browse
     assert result["labels_used"] == 6 and len(answered) == 6
     records = [json.loads(p.read_text()) for p in (labels_dir / "answers").glob("*.json")]
     assert {r["annotator"] for r in records} == {"erin"}
+    assert all(r["seconds"] is not None and 0 <= r["seconds"] < 60 for r in records)
     assert sorted(r["answer"] for r in records) == ["a", "a", "a", "b", "b", "b"]
     assert (tmp_path / "run" / "summary.json").exists()

@@ -200,12 +200,19 @@ class LabelQueue:
         return [qid for _, qid in self._order if qid not in self._answered]
 
     # ----- answers ----------------------------------------------------------------------
-    def answer(self, qid: str, answer: str, annotator: str) -> bool:
-        """Record ``annotator``'s ``answer`` ("a", "b", "equal" or "skip") to ``qid`` on disk;
+    def answer(self, qid: str, answer: str, annotator: str, seconds: float | None = None) -> bool:
+        """Record ``annotator``'s ``answer`` ("a", "b", "equal" or "skip") to ``qid`` on disk,
+        with the ``seconds`` the answer took (from when the page showed the query) where known;
         returns False when the query was already answered or withdrawn."""
         if answer not in ANSWERS:
             raise ConfigError(f"answer must be one of {', '.join(map(repr, ANSWERS))}")
-        record = {"id": qid, "answer": answer, "annotator": annotator, "time": time.time()}
+        record = {
+            "id": qid,
+            "answer": answer,
+            "annotator": annotator,
+            "time": time.time(),
+            "seconds": seconds,
+        }
         written = _atomic_write(
             self.root / "answers" / f"{qid}.json", json.dumps(record).encode(), exclusive=True
         )

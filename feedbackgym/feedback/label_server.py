@@ -198,6 +198,7 @@ def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_
     queue = LabelQueue(root)
     lock = threading.Lock()
     leases: dict[str, tuple[str, float]] = {}  # query id -> (annotator, lent until)
+    shown: dict[str, float] = {}  # query id -> when its current holder was first shown it
     answered_here: dict[str, int] = {}
     tokens: dict[str, Any] = {"mtime": None, "hashes": {}}
 
@@ -243,6 +244,8 @@ def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_
                 # is dropped, so this check under the lock cannot miss one.)
                 if (holder == annotator or until < now) and not queue.is_closed(qid):
                     leases[qid] = (annotator, now + lease_seconds)
+                    if holder != annotator or until < now or qid not in shown:
+                        shown[qid] = now  # when this annotator was first shown it
                     return qid, len(open_ids)
         return None, len(open_ids)
 
@@ -294,9 +297,13 @@ def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_
         qid = data["id"]
         if not QUERY_ID.fullmatch(qid) or not queue.is_query(qid):
             return refuse(404, "unknown query")
-        written = await run_in_threadpool(queue.answer, qid, data["answer"], annotator)
+        with lock:
+            since = shown.get(qid)
+        took = None if since is None else round(time.monotonic() - since, 3)
+        written = await run_in_threadpool(queue.answer, qid, data["answer"], annotator, took)
         with lock:
             leases.pop(qid, None)
+            shown.pop(qid, None)
             if written:
                 answered_here[annotator] = answered_here.get(annotator, 0) + 1
         if not written:

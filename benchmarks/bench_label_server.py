@@ -9,7 +9,7 @@ answer acknowledged is on disk exactly once, with its annotator. Also times the 
 rendering and publishing one pair (two 50-step clips). Each level stops after ``--seconds``.
 Writes the section ``bench_label_server`` of benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/bench_label_server.py [--queries 3000] [--seconds 60]
+    .venv/bin/python benchmarks/bench_label_server.py [--queries 10000] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def annotate(base: str, name: str, token: str, stop: float, out: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries", type=int, default=3000)
+    parser.add_argument("--queries", type=int, default=10000)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
 

@@ -10,8 +10,11 @@ core).
     python benchmarks/bench_sweep_gpu.py --out $OUT          # on the GPU machine
     .venv/bin/python benchmarks/bench_sweep_gpu.py --report DIR/sweep_gpu.json   # here: RESULTS.md
 
-The first writes ``sweep_gpu.json`` (timings, device, the aggregate) and the sweep's CSVs and
-plot into ``--out``; the second writes the RESULTS.md section from that JSON.
+The first writes ``sweep_gpu.json`` (timings, device, every cell's summary; rewritten after each
+cell, so a run stopped early keeps what finished) into ``--out``; the second aggregates the cells
+here (rliable) and writes the RESULTS.md section and ``benchmarks/sweep_gpu.png``. On the GPU
+machine, carry wheels for gymnasium, mujoco (+ mujoco-core, mujoco-studio, glfw, pyopengl),
+stable-baselines3 and farama-notifications.
 """
 
 from __future__ import annotations
@@ -61,9 +64,12 @@ def cpu_cell(data: dict, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """The sweep's cells on this machine (no aggregation here: the GPU image's pandas may not
+    suit rliable's pins); ``sweep_gpu.json`` holds the timings and every cell's summary."""
     import torch
 
-    from feedbackgym.studies.sweep import Sweep, run_sweep
+    from feedbackgym.studies.runner import execute
+    from feedbackgym.studies.sweep import Sweep, run_cell
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,52 +79,62 @@ def run(args: argparse.Namespace) -> None:
     side = subprocess.Popen(
         [sys.executable, __file__, "--cpu-cell", str(out / "sweep.yaml"), "--out", str(work)]
     )
+    sweep = Sweep.from_dict(data)
+    sweep.validate()
+    jobs = [(cell.options, str(work / "cells" / cell.name)) for cell in sweep.cells()]
     begin = time.perf_counter()
-    rows = run_sweep(Sweep.from_dict(data), work / "sweep", workers=args.workers, progress=False)
+    summaries = {}
+    for (_, folder), summary, _ in execute(run_cell, jobs, "local", args.workers):
+        summaries[Path(folder).name] = summary
+        (out / "sweep_gpu.json").write_text(json.dumps({"partial": True, "cells": summaries}))
     wall = time.perf_counter() - begin
     side.wait()
     cpu = json.loads((work / "cpu_cell.json").read_text())
-    for name in ("summary.csv", "aggregate.csv", "returns.png"):
-        shutil.copy(work / "sweep" / name, out / name)
-    with open(work / "sweep" / "aggregate.csv") as handle:
-        groups = list(csv.DictReader(handle))
-    gpu_cells = [r["wall_seconds"] for r in rows]
     report = {
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-        "cells": len(rows),
+        "sweep": data,
+        "cells": summaries,
         "workers": args.workers,
         "timesteps": args.timesteps,
         "wall_seconds": wall,
-        "gpu_cell_seconds_mean": sum(gpu_cells) / len(gpu_cells),
         "cpu_cell_seconds": cpu["elapsed"],
-        "cpu_cell_device": cpu["device"],
-        "devices": sorted({r["device"] for r in rows}),
-        "groups": groups,
     }
     (out / "sweep_gpu.json").write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: v for k, v in report.items() if k != "groups"}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("cells", "sweep")}, indent=1))
 
 
 def report(path: Path) -> None:
+    """Aggregate the cells of a device run here and write the RESULTS.md section."""
     from _results import update_section
 
+    from feedbackgym.studies.sweep import Sweep, write_results
+
     data = json.loads(path.read_text())
-    cells, workers = data["cells"], data["workers"]
+    sweep = Sweep.from_dict(data["sweep"])
+    work = Path(tempfile.mkdtemp())
+    for name, summary in data["cells"].items():
+        (work / "cells" / name).mkdir(parents=True)
+        (work / "cells" / name / "summary.json").write_text(json.dumps(summary))
+    rows = write_results(sweep, work)
+    with open(work / "aggregate.csv") as handle:
+        groups = list(csv.DictReader(handle))
+    shutil.copy(work / "returns.png", HERE / "sweep_gpu.png")
+    cells, workers = len(rows), data["workers"]
     cpu = data["cpu_cell_seconds"]
+    gpu_cell = sum(r["wall_seconds"] for r in rows) / cells
     lines = [
         "## A 24-cell sweep on a GPU (`bench_sweep_gpu.py`)",
         "",
         f"`configs/sweep-bpref-halfcheetah.yaml` (pref-SAC on HalfCheetah-v5, 6 B-Pref teachers x "
         f"4 seeds = {cells} cells), each cell cut to {data['timesteps']:,} steps and 200 labels "
-        "so the sweep fits a lent GPU's time; `feedbackgym sweep`'s machinery (`run_sweep`, "
-        f"local backend) with {workers} cells at once sharing one {data['device']} "
-        f"(cells' device: {', '.join(data['devices'])}), on a machine of 16 CPU cores.",
+        "so the sweep fits a lent GPU's time; `feedbackgym sweep`'s machinery (the local "
+        f"backend) with {workers} cells at once sharing one {data['device']} (cells' device: "
+        f"{', '.join(sorted({r['device'] for r in rows}))}), on a machine of 16 CPU cores.",
         "",
         "| | wall time |",
         "|---|---:|",
         f"| the sweep on the GPU, {workers} cells at once | {data['wall_seconds']:.0f} s |",
-        f"| one cell on the GPU (mean, while {workers} share it) | "
-        f"{data['gpu_cell_seconds_mean']:.0f} s |",
+        f"| one cell on the GPU (mean, while {workers} share it) | {gpu_cell:.0f} s |",
         f"| one cell on one CPU core (same machine, beside the sweep) | {cpu:.0f} s |",
         f"| the sweep on CPU cores, projected: {workers} at once | "
         f"{cpu * -(-cells // workers):.0f} s |",
@@ -127,7 +143,7 @@ def report(path: Path) -> None:
         "| teacher | seeds | IQM return [95% CI] | normalised IQM |",
         "|---|---:|---:|---:|",
     ]
-    for g in data["groups"]:
+    for g in groups:
         lines.append(
             f"| {g['teacher']} | {g['seeds']} | {float(g['return_iqm']):.0f} "
             f"[{float(g['return_iqm_low']):.0f}, {float(g['return_iqm_high']):.0f}] | "

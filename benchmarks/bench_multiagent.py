@@ -115,7 +115,8 @@ def part_spread(out: Path, seeds: list[int], workers: int, device: str) -> None:
         f"agents (SuperSuit + SB3), {pref['timesteps']:,} agent steps, {pref['n_envs']} "
         f"teams in parallel, seeds {', '.join(map(str, seeds))}. pref-PPO: "
         f"{pref['labels']:,} labels from the `team` teacher (oracle), each comparing two "
-        "teams' whole episodes by team return; the reward model scores each agent with one "
+        "teams' 25-step segments (an episode's length, at random offsets, so most span two "
+        "episodes) by team return; the reward model scores each agent with one "
         "shared network and sums over the team (MARLHF, Zhang et al. 2024). Team return = "
         "sum over the episode of the mean agent reward, 20 evaluation episodes per seed. "
         f"Normalised = (return - random's) / (PPO's - random's); random policy: {random:.2f}. "
@@ -197,7 +198,7 @@ def part_commons(out: Path, seeds: list[int], workers: int, device: str) -> None
         "",
         "`feedbackgym/commons_v0` (3 agents share a regrowing stock; an agent's reward is its "
         "own harvest, the team's the mean harvest: over-harvesting collapses the stock), "
-        f"{config['timesteps']:,} agent steps, {config['labels']} labels of 50-step episodes, "
+        f"{config['timesteps']:,} agent steps, {config['labels']} labels of 50-step segments, "
         f"seeds {', '.join(map(str, seeds))}. Team return of 20 evaluation episodes; random "
         f"policy: {random:.2f}. Mean ± standard error over seeds.",
         "",
@@ -222,8 +223,8 @@ def part_commons(out: Path, seeds: list[int], workers: int, device: str) -> None
         + (
             "The per-agent teacher's agents over-harvest as own-reward PPO does."
             if agent < team - 0.5 * abs(team - greedy)
-            else "The per-agent teacher does not lead to over-harvesting here: it compares whole "
-            "50-step episodes of one agent, whose own total is largest when the stock lasts, so "
+            else "The per-agent teacher does not lead to over-harvesting here: it compares "
+            "50-step segments of one agent, whose own total is largest when the stock lasts, so "
             "its labels favour restraint as the team's do; only a learner of the immediate own "
             "reward (PPO) collapses the stock."
         ),

@@ -34,8 +34,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _results import update_section  # noqa: E402
+from bench_train import random_return  # noqa: E402
 
-from feedbackgym.studies.train import Evaluator, TrainConfig, load_yaml, train  # noqa: E402
+from feedbackgym.studies.train import TrainConfig, load_yaml, train  # noqa: E402
 
 CONFIGS = HERE.parent / "configs"
 PARTS = ("spread", "commons")
@@ -67,23 +68,6 @@ def run_all(jobs: list[tuple[str, str, dict[str, Any], str]], workers: int) -> d
     for label, summary in results:
         out[label].append(summary)
     return out
-
-
-def random_return(config_name: str, seed: int, **overrides: Any) -> float:
-    """Team return of uniformly random actions on the runs' evaluation episodes."""
-    options = {**load_yaml(CONFIGS / f"{config_name}.yaml"), **overrides, "seed": seed}
-    config = TrainConfig.from_dict(options)
-    evaluator = Evaluator(config, config.eval_episodes)
-    space = evaluator.env.action_space
-    space.seed(seed)
-
-    class Uniform:
-        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
-            return np.array([space.sample() for _ in range(len(obs))]), None
-
-    result = evaluator(Uniform())
-    evaluator.close()
-    return result["true_return_mean"]
 
 
 def mean_se(values: list[float]) -> str:

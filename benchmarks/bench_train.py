@@ -42,11 +42,11 @@ from _peers import peer_python  # noqa: E402
 from _results import update_section  # noqa: E402
 
 from feedbackgym.studies.train import (  # noqa: E402
-    Evaluator,
     TrainConfig,
     load_yaml,
     train,
 )
+from feedbackgym.studies.train import random_return as uniform_return  # noqa: E402
 
 CONFIGS = HERE.parent / "configs"
 PARTS = ("imitation", "ppo", "sac", "halfcheetah", "pointgoal")
@@ -70,19 +70,7 @@ def run(config_name: str, out: Path, **overrides: Any) -> dict[str, Any]:
 def random_return(config_name: str, seed: int) -> float:
     """True return of the uniform-random policy on the same evaluation episodes."""
     config = TrainConfig.from_dict({**load_yaml(CONFIGS / f"{config_name}.yaml"), "seed": seed})
-    evaluator = Evaluator(config, config.eval_episodes)
-
-    class Uniform:
-        def __init__(self, space: Any) -> None:
-            self.space = space
-            self.space.seed(seed)
-
-        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
-            return np.stack([self.space.sample() for _ in range(len(obs))]), None
-
-    result = evaluator(Uniform(evaluator.env.action_space))
-    evaluator.close()
-    return result["true_return_mean"]
+    return uniform_return(config)
 
 
 def mean_sd(values: list[float]) -> str:

@@ -357,22 +357,10 @@ def aggregate(
 def random_return(sweep: Sweep, env: str) -> float:
     """The uniform-random policy's return on the evaluation episodes of the sweep's cells on
     ``env`` (seed 0's episodes)."""
-    from feedbackgym.studies.train import Evaluator
+    from feedbackgym.studies import train
 
     options = next(c.options for c in sweep.cells() if c.options.get("env", TrainConfig.env) == env)
-    config = TrainConfig.from_dict({**options, "seed": 0})
-    evaluator = Evaluator(config, config.eval_episodes)
-    space = evaluator.env.action_space
-    space.seed(0)
-
-    class Uniform:
-        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
-            return np.array([space.sample() for _ in range(len(obs))]), None
-
-    try:
-        return float(evaluator(Uniform())["true_return_mean"])
-    finally:
-        evaluator.close()
+    return train.random_return(TrainConfig.from_dict({**options, "seed": 0}))
 
 
 def _x_axis(axes: list[str], groups: list[dict[str, Any]]) -> str | None:

@@ -360,6 +360,24 @@ class Evaluator:
         self.env.close()
 
 
+def random_return(config: TrainConfig) -> float:
+    """True return of uniformly random actions on ``config``'s evaluation episodes (the floor
+    that benchmarks and sweeps normalise returns by); the action space is seeded with
+    ``config.seed``."""
+    evaluator = Evaluator(config, config.eval_episodes)
+    space = evaluator.env.action_space
+    space.seed(config.seed)
+
+    class Uniform:
+        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+            return np.array([space.sample() for _ in range(len(obs))]), None
+
+    try:
+        return float(evaluator(Uniform())["true_return_mean"])
+    finally:
+        evaluator.close()
+
+
 # ----- the run folder -----------------------------------------------------------------------
 CURVE_COLUMNS = [
     "timesteps",

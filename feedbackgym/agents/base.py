@@ -72,7 +72,13 @@ class BanditAgent:
         (e.g. the full ranking of a multi-dueling env), and ``feedback``, the env's
         ``info["feedback"]`` (e.g. the language bandit's sentences; None when the env gives
         none).
+
+        An agent that implements :meth:`update_masked` natively (its per-run state kept some
+        other way) need not write this: a full update is its masked update for every run.
         """
+        if type(self).update_masked is not BanditAgent.update_masked:
+            self.update_masked(actions, rewards, obs, np.ones(self.n_runs, dtype=bool))
+            return
         raise NotImplementedError
 
     def learn(

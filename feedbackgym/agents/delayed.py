@@ -59,9 +59,6 @@ class DelayedUCB(BanditAgent):
         self.pulls[self._rows, actions] += 1
         return actions
 
-    def update(self, actions: np.ndarray, rewards: np.ndarray, obs: Any = None) -> None:
-        self.update_masked(actions, rewards, obs, np.ones(self.n_runs, dtype=bool))
-
     def update_masked(
         self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
     ) -> None:
@@ -239,9 +236,6 @@ class DelayedThompsonSampling(BanditAgent):
         self.pending[self._rows, actions] += 1
         return actions
 
-    def update(self, actions: np.ndarray, rewards: np.ndarray, obs: Any = None) -> None:
-        self.update_masked(actions, rewards, obs, np.ones(self.n_runs, dtype=bool))
-
     def update_masked(
         self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
     ) -> None:
@@ -316,9 +310,6 @@ class BatchedThompsonSampling(BanditAgent):
             std = self.sigma / np.sqrt(self.counts + 1.0)
             theta = mean + std * self.rng.standard_normal(mean.shape)
         return theta.argmax(axis=1)
-
-    def update(self, actions: np.ndarray, rewards: np.ndarray, obs: Any = None) -> None:
-        self.update_masked(actions, rewards, obs, np.ones(self.n_runs, dtype=bool))
 
     def update_masked(
         self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any

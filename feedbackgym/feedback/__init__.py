@@ -24,7 +24,6 @@ from feedbackgym.feedback.delays import (
     GeometricDelay,
     HindsightTeacher,
     UniformDelay,
-    hindsight_returns,
     make_delay,
 )
 from feedbackgym.feedback.human import HumanTeacher, LabelQueue, register_state_setter
@@ -55,8 +54,8 @@ from feedbackgym.feedback.preferences import (
     RegretTeacher,
     SkipTeacher,
     StochasticTeacher,
-    advantages,
 )
+from feedbackgym.feedback.returns import advantages, hindsight_returns
 from feedbackgym.feedback.reward_model import Comparisons, RewardModel, resolve_device
 from feedbackgym.feedback.scores import CoachTeacher, ScoreModel, Scores, TamerTeacher
 from feedbackgym.feedback.wrappers import (

@@ -6,15 +6,12 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from feedbackgym.errors import ConfigError
 from feedbackgym.registry import Registry
-
-if TYPE_CHECKING:
-    from feedbackgym.feedback.log import FeedbackLog
 
 #: Preference labels: the probability-style target "P(first segment is preferred)".
 A_PREFERRED = 1.0
@@ -132,6 +129,20 @@ def as_pair(a: Segments | np.ndarray, b: Segments | np.ndarray) -> tuple[Segment
     return a, b
 
 
+class FeedbackSink(Protocol):
+    """Where a model's batches go once :meth:`FeedbackModel.attach_log` is called: what
+    :class:`~feedbackgym.feedback.log.FeedbackLog` offers. Declared here so that this module
+    needs nothing from the log module (which builds on this one)."""
+
+    path: Path
+
+    def add_model(self, model: FeedbackModel) -> int: ...
+
+    def append(
+        self, model_id: int | None, kind: str, verb: str, query: Any, answer: Any
+    ) -> None: ...
+
+
 class FeedbackModel:
     """Base class of every simulated (or learned, or replayed) annotator.
 
@@ -157,7 +168,7 @@ class FeedbackModel:
         self.rng = as_generator(rng)
         self.queries = 0
         self.answered = 0
-        self.log: FeedbackLog | None = None
+        self.log: FeedbackSink | None = None
         self._log_id: int | None = None
 
     def config(self) -> dict[str, Any]:
@@ -175,11 +186,21 @@ class FeedbackModel:
             out[name] = _jsonable(value)
         return out
 
-    def attach_log(self, log: FeedbackLog) -> FeedbackModel:
+    def attach_log(self, log: FeedbackSink) -> FeedbackModel:
         """Append this model's description, then every batch it answers, to ``log``."""
         self.log = log
         self._log_id = log.add_model(self)
         return self
+
+    def running_state(self) -> dict[str, Any]:
+        """What the model keeps from the queries it has answered, besides its generator (e.g.
+        the returns a teacher with relative thresholds has seen), JSON-ready; ``{}`` when
+        nothing. A log records it with the model's description, and
+        :func:`~feedbackgym.feedback.log.rebuild_models` restores it."""
+        return {}
+
+    def set_running_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`running_state` returned."""
 
     def _child_seed(self) -> int:
         """A seed for a model this one builds from a config (panel members, inner teachers),

@@ -12,6 +12,8 @@ from feedbackgym.errors import ConfigError
 from feedbackgym.feedback.base import Segments
 from feedbackgym.feedback.learned import LearnedPreferenceModel, preference_data
 from feedbackgym.feedback.preferences import myopic_weights, sigmoid
+from feedbackgym.feedback.returns import advantages
+from feedbackgym.feedback.reward_model import RewardModel
 
 #: Grid of the myopic discount searched (the likelihood is piecewise constant in gamma).
 GAMMA_GRID = np.round(np.arange(0.50, 1.0001, 0.01), 2)
@@ -213,8 +215,6 @@ def _fit_myopic(a: Segments, b: Segments, y: np.ndarray) -> TeacherFit:
 
 
 def _fit_regret(a: Segments, b: Segments, y: np.ndarray, env: Any) -> TeacherFit:
-    from feedbackgym.feedback.preferences import advantages
-
     if env is None:
         return TeacherFit("regret", note="n/a: needs --env with optimal values (e.g. GridWorld)")
     if isinstance(env, str):
@@ -256,8 +256,6 @@ def save_learned(model: LearnedPreferenceModel, path: str | Path) -> None:
 def load_learned(path: str | Path, device: str = "auto") -> LearnedPreferenceModel:
     """The learned teacher written by :func:`save_learned`, ready to answer ``prefer``."""
     import torch
-
-    from feedbackgym.feedback.reward_model import RewardModel
 
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)

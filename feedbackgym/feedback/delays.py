@@ -13,8 +13,11 @@ from feedbackgym.feedback.base import (
     as_generator,
     as_segments,
     check_int,
+    from_config,
     register_feedback_model,
 )
+from feedbackgym.feedback.preferences import StochasticTeacher
+from feedbackgym.feedback.returns import hindsight_returns as hindsight_returns  # re-exported
 from feedbackgym.registry import Registry
 
 DELAYS: Registry[Delay] = Registry("delay")
@@ -186,25 +189,6 @@ class DelayQueue:
         return out
 
 
-def hindsight_returns(rewards: np.ndarray, horizon: int, gamma: float = 1.0) -> np.ndarray:
-    """``G_t = sum_{k=0}^{h} gamma^k r_{t+k}`` within each row (truncated at the row's end).
-
-    What a hindsight teacher (Liang et al. 2025, "RLHS: Mitigating Misalignment in RLHF with
-    Hindsight Simulation") sees of step ``t``: its reward and the ``horizon`` steps of
-    consequences that followed.
-    """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    horizon = check_int("hindsight", horizon, 0)
-    out = rewards.copy()
-    weight = 1.0
-    for k in range(1, horizon + 1):
-        if k >= rewards.shape[1]:
-            break
-        weight *= gamma
-        out[:, :-k] += weight * rewards[:, k:]
-    return out
-
-
 @register_feedback_model("hindsight")
 class HindsightTeacher(FeedbackModel):
     """Hindsight preference feedback (RLHS, Liang et al. 2025): judge after the consequences.
@@ -224,12 +208,8 @@ class HindsightTeacher(FeedbackModel):
     def __init__(self, teacher: Any = None, rng: np.random.Generator | int | None = None) -> None:
         super().__init__(rng)
         if teacher is None:
-            from feedbackgym.feedback.preferences import StochasticTeacher
-
             teacher = StochasticTeacher(rng=self.rng)
         if isinstance(teacher, dict):
-            from feedbackgym.feedback.base import from_config
-
             teacher = from_config(
                 teacher, rng=None if teacher.get("rng") is not None else self._child_seed()
             )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from feedbackgym.errors import ConfigError
-from feedbackgym.feedback.human import ANSWERS, QUERY_ID, LabelQueue
+from feedbackgym.feedback.label_queue import ANSWERS, QUERY_ID, LabelQueue
 
 #: Largest answer body accepted (an answer is about 60 bytes).
 MAX_BODY = 4096

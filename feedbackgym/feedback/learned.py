@@ -13,6 +13,7 @@ from feedbackgym.feedback.base import (
     as_segments,
     register_feedback_model,
 )
+from feedbackgym.feedback.log import decode_answer, logged_queries
 from feedbackgym.feedback.preferences import sigmoid
 from feedbackgym.feedback.reward_model import Comparisons, RewardModel, resolve_device
 
@@ -134,8 +135,6 @@ def preference_data(
     path: str | Path, model: int | None = None
 ) -> tuple[Segments, Segments, np.ndarray]:
     """All labelled pairs of a feedback log's ``prefer`` batches, concatenated."""
-    from feedbackgym.feedback.log import decode_answer, logged_queries
-
     firsts: list[Segments] = []
     seconds: list[Segments] = []
     labels: list[np.ndarray] = []

@@ -18,6 +18,7 @@ from feedbackgym.feedback.base import (
     from_config,
     register_feedback_model,
 )
+from feedbackgym.feedback.scores import Scores
 
 LOG_VERSION = 1
 
@@ -73,15 +74,17 @@ class FeedbackLog:
         model_id = self._models
         self._models += 1
         states = [_jsonable_state(g.bit_generator.state) for g in model_generators(model)]
-        self._write(
-            {
-                "type": "model",
-                "version": LOG_VERSION,
-                "model": model_id,
-                "config": model.config(),
-                "rng_state": states,
-            }
-        )
+        record = {
+            "type": "model",
+            "version": LOG_VERSION,
+            "model": model_id,
+            "config": model.config(),
+            "rng_state": states,
+        }
+        running = [_running_state(m) for m in _model_tree(model)]
+        if any(running):  # e.g. the returns seen by a teacher with relative thresholds
+            record["running_state"] = running
+        self._write(record)
         return model_id
 
     def append(self, model_id: int | None, kind: str, verb: str, query: Any, answer: Any) -> None:
@@ -126,16 +129,27 @@ class FeedbackLog:
         self.close()
 
 
-def model_generators(model: Any) -> list[np.random.Generator]:
-    """Every generator a model draws from: its own, then its members' (panels, wrappers)."""
-    out = [model.rng]
+def _model_tree(model: Any) -> list[Any]:
+    """A model, then its members (panels) and the model it wraps (budgets, hindsight)."""
+    out = [model]
     members = getattr(model, "members", None)
     for member in members if isinstance(members, (list, tuple)) else []:
-        out.extend(model_generators(member))
+        out.extend(_model_tree(member))
     inner = getattr(model, "teacher", None) or getattr(model, "model", None)
     if isinstance(inner, FeedbackModel):
-        out.extend(model_generators(inner))
+        out.extend(_model_tree(inner))
     return out
+
+
+def model_generators(model: Any) -> list[np.random.Generator]:
+    """Every generator a model draws from: its own, then its members' (panels, wrappers)."""
+    return [m.rng for m in _model_tree(model)]
+
+
+def _running_state(model: Any) -> dict[str, Any]:
+    """What a model keeps from the queries it answered (``running_state()``), else ``{}``."""
+    get = getattr(model, "running_state", None)
+    return get() if callable(get) else {}
 
 
 def _jsonable_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -163,8 +177,6 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
 
 def decode_answer(record: dict[str, Any]) -> Any:
     """The answer of a batch record as the model returned it."""
-    from feedbackgym.feedback.scores import Scores
-
     answer = record["answer"]
     verb = record["verb"]
     if verb == "prefer":
@@ -180,7 +192,8 @@ def decode_answer(record: dict[str, Any]) -> Any:
 
 
 def rebuild_models(path: str | Path, **overrides: Any) -> dict[int, FeedbackModel]:
-    """The models described in a log, rebuilt with their generators as they were when attached.
+    """The models described in a log, rebuilt with their generators (and running state, e.g.
+    the returns a teacher with relative thresholds had seen) as they were when attached.
 
     Asking a rebuilt model the logged queries in the logged order reproduces the logged
     answers. Each model gets its own generator: models that shared one generator while logging
@@ -198,6 +211,11 @@ def rebuild_models(path: str | Path, **overrides: Any) -> dict[int, FeedbackMode
             raise ConfigError(f"feedback log {str(path)!r}: model {record['model']} does not match")
         for generator, state in zip(generators, record["rng_state"], strict=True):
             generator.bit_generator.state = state
+        for member, running in zip(
+            _model_tree(model), record.get("running_state", []), strict=False
+        ):
+            if running:
+                member.set_running_state(running)
         models[record["model"]] = model
     return models
 

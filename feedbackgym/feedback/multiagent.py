@@ -2,8 +2,8 @@
 
 Both are the B-Pref teacher (:class:`~feedbackgym.feedback.preferences.PreferenceModel`, every
 noise option: rationality ``beta``, myopic ``gamma``, ``mistake``, ``skip_threshold``,
-``equal_threshold``) applied to what a multi-agent learner shows them; they differ in what that
-is, which their ``scope`` tells the learner:
+``equal_threshold``, ``relative_thresholds``) applied to what a multi-agent learner shows
+them; they differ in what that is, which their ``scope`` tells the learner:
 
 - ``team`` (scope "team"): joint segments of every agent of one team, judged by the team's
   return (the sum of the env's team reward, ``info["team_reward"]``), as in Multi-Agent RLHF

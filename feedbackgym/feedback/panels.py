@@ -17,6 +17,7 @@ from feedbackgym.feedback.base import (
     from_config,
     register_feedback_model,
 )
+from feedbackgym.feedback.scores import Scores
 
 
 @register_feedback_model("panel")
@@ -209,8 +210,6 @@ class Budget(FeedbackModel):
 
     def score(self, trajectories: Any, judge: int | None = None, policy: Any = None) -> Any:
         """Scores for the trajectory rows that fit; NaN values (arrival -1) for the rest."""
-        from feedbackgym.feedback.scores import Scores
-
         trajectories = as_segments(trajectories)
         n = len(trajectories)
         width = trajectories.length if judge is None else judge

@@ -18,8 +18,12 @@ from feedbackgym.feedback.base import (
     check_callable,
     register_feedback_model,
 )
+from feedbackgym.feedback.returns import advantages, check_q_values
 
 INF = float("inf")
+#: B-Pref's ratio of its "Skip" teacher (``teacher_eps_skip=0.1`` in its scripts): the skip
+#: teacher's default with relative thresholds.
+BPREF_EPS_SKIP = 0.1
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -54,20 +58,44 @@ class PreferenceModel(FeedbackModel):
     partial-return teachers the utility of a step is its reward (Christiano et al. 2017), for
     the regret teacher its optimal advantage (Knox et al. 2023).
 
-    Deviations from B-Pref: labels say "first preferred" (B-Pref's 1 means the second); the
-    oracle is ``beta = inf`` rather than B-Pref's ``beta <= 0`` (here ``beta = 0`` is a coin
-    flip); thresholds are absolute, in units of the utility, where B-Pref scales them by the
-    average segment return seen so far; an oracle tie answers "equal".
+    Thresholds come in two modes. By default (``relative_thresholds=False``) they are
+    absolute, in units of the utility. With ``relative_thresholds=True`` they are B-Pref's
+    ratios ``eps_skip`` and ``eps_equal`` and the thresholds used are, as in B-Pref's
+    ``RewardModel.set_teacher_thres_skip`` / ``set_teacher_thres_equal`` and ``get_label``::
+
+        margin      = (average step utility seen so far) * L      # L: this batch's length
+        thres_skip  = skip_threshold * margin    # skip when max(U_a, U_b) <= thres_skip
+        thres_equal = equal_threshold * margin   # "equal" when |U_a - U_b| < thres_equal
+
+    and, as in B-Pref, a rule whose threshold is not positive is off (an average utility
+    <= 0 switches both off). "Seen so far" is every step of every segment this teacher has
+    been asked about, both sides, the batch being labelled included: B-Pref's margin is the
+    mean true return of the agent's last 10 training episodes times ``segment / episode
+    length``, but a teacher only sees the segments it is shown. See :meth:`thresholds`.
+
+    Other deviations from B-Pref: labels say "first preferred" (B-Pref's 1 means the second);
+    the oracle is ``beta = inf`` rather than B-Pref's ``beta <= 0`` (here ``beta = 0`` is a
+    coin flip); an oracle tie answers "equal".
 
     :param beta: rationality, in [0, inf]; ``inf`` is the oracle.
     :param gamma: myopic discount, in (0, 1]; 1 weighs every step equally.
     :param mistake: probability of flipping the choice, in [0, 1].
-    :param skip_threshold: skip a query when neither utility exceeds it (``-inf``: never).
-    :param equal_threshold: answer "equal" when the utilities differ by less (0: never).
+    :param skip_threshold: skip a query when neither utility exceeds it (``-inf``: never);
+        with ``relative_thresholds``, B-Pref's ratio ``eps_skip`` in [0, inf) (0 or ``-inf``:
+        never).
+    :param equal_threshold: answer "equal" when the utilities differ by less (0: never);
+        with ``relative_thresholds``, B-Pref's ratio ``eps_equal`` >= 0.
+    :param relative_thresholds: read both thresholds as B-Pref's ratios of the average
+        segment utility seen so far (True) rather than as utilities (False).
     :param rng: a numpy Generator or an integer seed.
     """
 
     kind = "preference"
+    # Class-level defaults: a teacher pickled (checkpointed) before relative thresholds
+    # existed still loads, in absolute mode.
+    relative_thresholds: bool = False
+    _seen_utility: float = 0.0
+    _seen_steps: int = 0
 
     def __init__(
         self,
@@ -76,16 +104,58 @@ class PreferenceModel(FeedbackModel):
         mistake: float = 0.0,
         skip_threshold: float = -INF,
         equal_threshold: float = 0.0,
+        relative_thresholds: bool = False,
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(rng)
         self.beta = check_range("beta", beta, 0.0, allow_inf=True)
         self.gamma = check_range("gamma", gamma, 0.0, 1.0, low_open=True)
         self.mistake = check_range("mistake", mistake, 0.0, 1.0)
+        if not isinstance(relative_thresholds, (bool, np.bool_)):
+            raise ConfigError(
+                f"relative_thresholds must be true or false, got {relative_thresholds!r}"
+            )
+        self.relative_thresholds = bool(relative_thresholds)
         self.skip_threshold = check_range("skip_threshold", skip_threshold, high=INF)
         if self.skip_threshold == INF:
             raise ConfigError("skip_threshold must be in [-inf, inf), got inf")
+        if self.relative_thresholds and -INF < self.skip_threshold < 0:
+            raise ConfigError(
+                "skip_threshold must be in [0, inf) or -inf with relative_thresholds (a ratio, "
+                f"B-Pref's eps_skip), got {self.skip_threshold!r}"
+            )
         self.equal_threshold = check_range("equal_threshold", equal_threshold, 0.0)
+        # Relative thresholds: the utility summed over every step seen so far, and the count.
+        self._seen_utility = 0.0
+        self._seen_steps = 0
+
+    def thresholds(self, length: int) -> tuple[float, float]:
+        """``(skip, equal)`` thresholds, in utility units, for segments of ``length`` steps.
+
+        Absolute mode: ``skip_threshold`` and ``equal_threshold``. Relative mode: each ratio
+        times ``(average step utility seen so far) * length``; a threshold that is not
+        positive (nothing seen yet, an average <= 0, a ratio of 0) switches its rule off and
+        is returned as ``-inf`` (skip) or ``0`` (equal), the absolute values meaning "never".
+        """
+        if not self.relative_thresholds:
+            return self.skip_threshold, self.equal_threshold
+        if self._seen_steps == 0:
+            return -INF, 0.0
+        margin = self._seen_utility / self._seen_steps * length
+        skip = -INF if self.skip_threshold == -INF else self.skip_threshold * margin
+        equal = self.equal_threshold * margin
+        return (skip if skip > 0 else -INF), (equal if equal > 0 else 0.0)
+
+    def running_state(self) -> dict[str, Any]:
+        """The utility seen so far (relative thresholds), so a log can restore it."""
+        if not self.relative_thresholds:
+            return {}
+        return {"seen_utility": self._seen_utility, "seen_steps": self._seen_steps}
+
+    def set_running_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`running_state` returned."""
+        self._seen_utility = float(state.get("seen_utility", 0.0))
+        self._seen_steps = int(state.get("seen_steps", 0))
 
     def step_utilities(self, segments: Segments) -> np.ndarray:
         """Utility of each step, shape ``(n, L)``: the reward (partial-return model)."""
@@ -134,10 +204,14 @@ class PreferenceModel(FeedbackModel):
             labels = (u_choice < p).astype(np.float64)
         flip = u_mistake < self.mistake
         labels = np.where(flip, 1.0 - labels, labels)
-        if self.equal_threshold > 0:
-            labels[np.abs(ua - ub) < self.equal_threshold] = EQUAL
-        if self.skip_threshold > -INF:
-            labels[np.maximum(ua, ub) <= self.skip_threshold] = np.nan
+        if self.relative_thresholds:  # the teacher has now seen this batch's steps too
+            self._seen_utility += float(ua.sum() + ub.sum())
+            self._seen_steps += 2 * n * a.length
+        skip_threshold, equal_threshold = self.thresholds(a.length)
+        if equal_threshold > 0:
+            labels[np.abs(ua - ub) < equal_threshold] = EQUAL
+        if skip_threshold > -INF:
+            labels[np.maximum(ua, ub) <= skip_threshold] = np.nan
         return labels
 
 
@@ -152,6 +226,8 @@ class BPrefTeacher(PreferenceModel):
     :param mistake: probability of flipping the choice, in [0, 1].
     :param skip_threshold: skip when neither segment's return exceeds it.
     :param equal_threshold: answer "equal" when the returns differ by less.
+    :param relative_thresholds: both thresholds are B-Pref's ratios ``eps_skip`` and
+        ``eps_equal`` of the average segment return seen so far (B-Pref's own rule).
     :param rng: a numpy Generator or an integer seed.
     """
 
@@ -179,9 +255,18 @@ class StochasticTeacher(PreferenceModel):
         mistake: float = 0.0,
         skip_threshold: float = -INF,
         equal_threshold: float = 0.0,
+        relative_thresholds: bool = False,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+        super().__init__(
+            beta=beta,
+            gamma=gamma,
+            mistake=mistake,
+            skip_threshold=skip_threshold,
+            equal_threshold=equal_threshold,
+            relative_thresholds=relative_thresholds,
+            rng=rng,
+        )
 
 
 @register_feedback_model("mistake")
@@ -198,17 +283,31 @@ class MistakeTeacher(PreferenceModel):
         mistake: float = 0.1,
         skip_threshold: float = -INF,
         equal_threshold: float = 0.0,
+        relative_thresholds: bool = False,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+        super().__init__(
+            beta=beta,
+            gamma=gamma,
+            mistake=mistake,
+            skip_threshold=skip_threshold,
+            equal_threshold=equal_threshold,
+            relative_thresholds=relative_thresholds,
+            rng=rng,
+        )
 
 
 @register_feedback_model("skip")
 class SkipTeacher(PreferenceModel):
-    """B-Pref "Skip" (Lee et al. 2021): skips a query unless some segment's return exceeds 0.
+    """B-Pref "Skip" (Lee et al. 2021): skips a query when neither segment is good enough.
 
-    The threshold is absolute (B-Pref scales it by the average segment return): set
-    ``skip_threshold`` to your env's reward scale. See :class:`PreferenceModel`.
+    Absolute thresholds (the default): skips unless some segment's return exceeds
+    ``skip_threshold`` (default 0; set it to your env's reward scale). With
+    ``relative_thresholds=True``, B-Pref's rule: skips unless some segment's return exceeds
+    ``skip_threshold`` (default 0.1, B-Pref's ``eps_skip``) times the average segment return
+    seen so far. See :class:`PreferenceModel`.
+
+    :param skip_threshold: None (default) picks 0 (absolute) or 0.1 (relative).
     """
 
     def __init__(
@@ -216,19 +315,31 @@ class SkipTeacher(PreferenceModel):
         beta: float = INF,
         gamma: float = 1.0,
         mistake: float = 0.0,
-        skip_threshold: float = 0.0,
+        skip_threshold: float | None = None,
         equal_threshold: float = 0.0,
+        relative_thresholds: bool = False,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+        if skip_threshold is None:
+            skip_threshold = BPREF_EPS_SKIP if relative_thresholds is True else 0.0
+        super().__init__(
+            beta=beta,
+            gamma=gamma,
+            mistake=mistake,
+            skip_threshold=skip_threshold,
+            equal_threshold=equal_threshold,
+            relative_thresholds=relative_thresholds,
+            rng=rng,
+        )
 
 
 @register_feedback_model("equal")
 class EqualTeacher(PreferenceModel):
     """B-Pref "Equal" (Lee et al. 2021): answers "equal" when returns differ by less than 0.1.
 
-    The threshold is absolute (B-Pref scales it by the average segment return): set
-    ``equal_threshold`` to your env's reward scale. See :class:`PreferenceModel`.
+    Absolute thresholds (the default): 0.1 in units of the return; set ``equal_threshold`` to
+    your env's reward scale. With ``relative_thresholds=True``, B-Pref's rule: 0.1 (B-Pref's
+    ``eps_equal``) times the average segment return seen so far. See :class:`PreferenceModel`.
     """
 
     def __init__(
@@ -238,9 +349,18 @@ class EqualTeacher(PreferenceModel):
         mistake: float = 0.0,
         skip_threshold: float = -INF,
         equal_threshold: float = 0.1,
+        relative_thresholds: bool = False,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+        super().__init__(
+            beta=beta,
+            gamma=gamma,
+            mistake=mistake,
+            skip_threshold=skip_threshold,
+            equal_threshold=equal_threshold,
+            relative_thresholds=relative_thresholds,
+            rng=rng,
+        )
 
 
 @register_feedback_model("myopic")
@@ -257,9 +377,18 @@ class MyopicTeacher(PreferenceModel):
         mistake: float = 0.0,
         skip_threshold: float = -INF,
         equal_threshold: float = 0.0,
+        relative_thresholds: bool = False,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+        super().__init__(
+            beta=beta,
+            gamma=gamma,
+            mistake=mistake,
+            skip_threshold=skip_threshold,
+            equal_threshold=equal_threshold,
+            relative_thresholds=relative_thresholds,
+            rng=rng,
+        )
 
 
 @register_feedback_model("regret")
@@ -283,6 +412,9 @@ class RegretTeacher(PreferenceModel):
     :param mistake: probability of flipping the choice, in [0, 1].
     :param skip_threshold: skip when neither advantage sum exceeds it.
     :param equal_threshold: answer "equal" when the advantage sums differ by less.
+    :param relative_thresholds: thresholds as ratios of the average advantage sum seen so
+        far (see :class:`PreferenceModel`); optimal advantages are <= 0, so this switches both
+        rules off.
     :param rng: a numpy Generator or an integer seed.
     """
 
@@ -296,9 +428,18 @@ class RegretTeacher(PreferenceModel):
         mistake: float = 0.0,
         skip_threshold: float = -INF,
         equal_threshold: float = 0.0,
+        relative_thresholds: bool = False,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(beta, gamma, mistake, skip_threshold, equal_threshold, rng)
+        super().__init__(
+            beta=beta,
+            gamma=gamma,
+            mistake=mistake,
+            skip_threshold=skip_threshold,
+            equal_threshold=equal_threshold,
+            relative_thresholds=relative_thresholds,
+            rng=rng,
+        )
         self.advantage_fn = check_callable("advantage_fn", advantage_fn)
         if q_values is None and env is not None:
             core = getattr(env, "unwrapped", env)
@@ -310,7 +451,7 @@ class RegretTeacher(PreferenceModel):
             q_values = core.optimal_values()[1]
         if q_values is None and advantage_fn is None:
             raise ConfigError("the regret teacher needs one of env, q_values or advantage_fn")
-        self.q_values = None if q_values is None else _check_q(q_values)
+        self.q_values = None if q_values is None else check_q_values(q_values)
         self.env = None  # described by q_values in config()
 
     def step_utilities(self, segments: Segments) -> np.ndarray:
@@ -325,27 +466,6 @@ class RegretTeacher(PreferenceModel):
                 )
             return adv
         return advantages(self.q_values, segments.obs, segments.actions)
-
-
-def _check_q(q_values: Any) -> np.ndarray:
-    q = np.asarray(q_values, dtype=np.float64)
-    if q.ndim != 2 or not np.all(np.isfinite(q)):
-        raise ConfigError(f"q_values must be a finite (n_states, n_actions) table, got {q.shape}")
-    return q
-
-
-def advantages(q_values: np.ndarray, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """``A(s, a) = Q(s, a) - max_a' Q(s, a')`` for integer arrays of states and actions."""
-    obs = np.asarray(obs)
-    actions = np.asarray(actions)
-    if obs.dtype.kind not in "iu" or actions.dtype.kind not in "iu":
-        raise ConfigError("a q_values table needs integer (discrete) obs and actions")
-    n_states, n_actions = q_values.shape
-    if obs.size and (obs.min() < 0 or obs.max() >= n_states):
-        raise ConfigError(f"obs must be states in [0, {n_states - 1}] of the q_values table")
-    if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
-        raise ConfigError(f"actions must be in [0, {n_actions - 1}] of the q_values table")
-    return q_values[obs, actions] - q_values.max(axis=1)[obs]
 
 
 @register_feedback_model("plackett-luce")

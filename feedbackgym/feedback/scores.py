@@ -18,8 +18,7 @@ from feedbackgym.feedback.base import (
     check_int,
     register_feedback_model,
 )
-from feedbackgym.feedback.delays import hindsight_returns
-from feedbackgym.feedback.preferences import _check_q, advantages
+from feedbackgym.feedback.returns import advantages, check_q_values, hindsight_returns
 
 
 class Scores(NamedTuple):
@@ -215,7 +214,7 @@ class CoachTeacher(ScoreModel):
         self.mistake = check_range("mistake", mistake, 0.0, 1.0)
         self.advantage_fn = check_callable("advantage_fn", advantage_fn)
         self._core = None if env is None else getattr(env, "unwrapped", env)
-        self.q_values = None if q_values is None else _check_q(q_values)
+        self.q_values = None if q_values is None else check_q_values(q_values)
         if self.q_values is None and advantage_fn is None:
             if self._core is None:
                 raise ConfigError("the coach teacher needs one of env, q_values or advantage_fn")
@@ -246,7 +245,7 @@ class CoachTeacher(ScoreModel):
 
 def _q_from(env: Any, q_values: Any) -> np.ndarray | None:
     if q_values is not None:
-        return _check_q(q_values)
+        return check_q_values(q_values)
     if env is None:
         return None
     core = getattr(env, "unwrapped", env)

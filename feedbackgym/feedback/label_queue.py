@@ -1,0 +1,220 @@
+"""The label folder the human teacher and the label server share: queries, clips, answers.
+
+Kept apart from :mod:`feedbackgym.feedback.human` (which asks the queries) and
+:mod:`feedbackgym.feedback.label_server` (which shows them to people) so that both build on it
+and neither imports the other's module to reach it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from feedbackgym.errors import ConfigError
+from feedbackgym.feedback.base import A_PREFERRED, B_PREFERRED, EQUAL, SKIPPED
+
+#: What an annotator may answer, and the label each answer becomes.
+ANSWERS: dict[str, float] = {"a": A_PREFERRED, "b": B_PREFERRED, "equal": EQUAL, "skip": SKIPPED}
+#: Query ids are hex digests: nothing else can name a file in the queue.
+QUERY_ID = re.compile(r"[0-9a-f]{24}")
+#: Annotator names: short and printable (they end up in answer files and logs).
+ANNOTATOR_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def _atomic_write(path: Path, data: bytes, exclusive: bool = False) -> bool:
+    """Write ``data`` to ``path`` durably: a temporary file, fsync, then rename (or, with
+    ``exclusive``, a hard link that fails when ``path`` exists: the first writer wins).
+    Returns False when ``exclusive`` and ``path`` already existed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+            tmp = ""
+    finally:
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the new name itself survives a crash
+    finally:
+        os.close(dir_fd)
+    return True
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class LabelQueue:
+    """A folder of preference queries and their answers: all the teacher and the label server
+    share, so they can run as two processes and either can restart.
+
+    Layout: ``queries/<id>.json`` (a pending query: when it was asked, its clips' frame rate;
+    never rewards), ``clips/<id>-a.gif`` and ``clips/<id>-b.gif``, ``answers/<id>.json`` (the
+    answer, its annotator and time, or a withdrawal), ``annotators.json`` (annotator names and
+    the SHA-256 of their tokens; mode 0600) and ``feedback.jsonl`` (the teacher's log of
+    answered batches, segments and rewards included: what ``feedbackgym calibrate`` reads).
+    Every file is written to a temporary name, fsynced and renamed; an answer is created only
+    if none exists (a hard link), so the first answer wins and a query is answered once.
+
+    :param root: the folder (created with its subfolders).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        try:
+            for name in ("queries", "clips", "answers"):
+                (self.root / name).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(
+                f"label folder {str(root)!r} cannot be created: {err.strerror}"
+            ) from None
+        self._order: list[tuple[float, str]] = []
+        self._order_mtime = -1
+        self._answers_mtime = -1
+        self._answered: set[str] = set()
+
+    # ----- queries ----------------------------------------------------------------------
+    def publish(self, qid: str, clip_a: bytes, clip_b: bytes, meta: dict[str, Any]) -> None:
+        """Make query ``qid`` visible: clips first, then the query file naming them."""
+        _atomic_write(self.root / "clips" / f"{qid}-a.gif", clip_a)
+        _atomic_write(self.root / "clips" / f"{qid}-b.gif", clip_b)
+        record = {"id": qid, "created": time.time(), **meta}
+        _atomic_write(self.root / "queries" / f"{qid}.json", json.dumps(record).encode())
+
+    def is_query(self, qid: str) -> bool:
+        """Whether ``qid`` is a well-formed id of a published query."""
+        return bool(QUERY_ID.fullmatch(qid)) and (self.root / "queries" / f"{qid}.json").exists()
+
+    def query(self, qid: str) -> dict[str, Any]:
+        """The published record of query ``qid``."""
+        return json.loads((self.root / "queries" / f"{qid}.json").read_text())
+
+    def clip_path(self, qid: str, side: str) -> Path | None:
+        """Path of the clip of side ``"a"`` or ``"b"`` of ``qid``; None for anything else."""
+        if side not in ("a", "b") or not QUERY_ID.fullmatch(qid):
+            return None
+        path = self.root / "clips" / f"{qid}-{side}.gif"
+        return path if path.is_file() else None
+
+    def open_queries(self) -> list[str]:
+        """Ids of the published queries not yet answered or withdrawn, oldest first.
+
+        Both folders are listed again only when their modification time changed; a listing
+        a moment stale can only offer a query just answered, which :meth:`answer` refuses."""
+        folder = self.root / "queries"
+        mtime = folder.stat().st_mtime_ns
+        if mtime != self._order_mtime:  # a query was published
+            self._order_mtime = mtime
+            order = []
+            for path in folder.glob("*.json"):
+                try:
+                    order.append((json.loads(path.read_text())["created"], path.stem))
+                except (OSError, ValueError, KeyError):
+                    continue  # a file being replaced right now: seen on the next scan
+            self._order = sorted(order)
+        answers = self.root / "answers"
+        mtime = answers.stat().st_mtime_ns
+        if mtime != self._answers_mtime:  # an answer was written
+            self._answers_mtime = mtime
+            self._answered.update(n[:-5] for n in os.listdir(answers) if n.endswith(".json"))
+        return [qid for _, qid in self._order if qid not in self._answered]
+
+    # ----- answers ----------------------------------------------------------------------
+    def answer(self, qid: str, answer: str, annotator: str, seconds: float | None = None) -> bool:
+        """Record ``annotator``'s ``answer`` ("a", "b", "equal" or "skip") to ``qid`` on disk,
+        with the ``seconds`` the answer took (from when the page showed the query) where known;
+        returns False when the query was already answered or withdrawn."""
+        if answer not in ANSWERS:
+            raise ConfigError(f"answer must be one of {', '.join(map(repr, ANSWERS))}")
+        record = {
+            "id": qid,
+            "answer": answer,
+            "annotator": annotator,
+            "time": time.time(),
+            "seconds": seconds,
+        }
+        written = _atomic_write(
+            self.root / "answers" / f"{qid}.json", json.dumps(record).encode(), exclusive=True
+        )
+        self._answered.add(qid)
+        return written
+
+    def withdraw(self, qid: str) -> bool:
+        """Close ``qid`` unanswered (the teacher stopped waiting); False if it was answered."""
+        record = {"id": qid, "answer": None, "withdrawn": True, "time": time.time()}
+        return _atomic_write(
+            self.root / "answers" / f"{qid}.json", json.dumps(record).encode(), exclusive=True
+        )
+
+    def is_closed(self, qid: str) -> bool:
+        """Whether ``qid`` has an answer (or was withdrawn)."""
+        return qid in self._answered or (self.root / "answers" / f"{qid}.json").exists()
+
+    def read_answer(self, qid: str) -> dict[str, Any] | None:
+        """The answer record of ``qid``, or None while it is open."""
+        try:
+            return json.loads((self.root / "answers" / f"{qid}.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    # ----- annotators -------------------------------------------------------------------
+    def add_annotators(self, names: list[str], reissue: bool = False) -> dict[str, str]:
+        """Give each annotator in ``names`` without a token (every one, with ``reissue``) a
+        new unguessable token; returns ``{name: token}`` of the new tokens. Only the tokens'
+        SHA-256 is stored, so a token is shown once."""
+        for name in names:
+            if not ANNOTATOR_NAME.fullmatch(name):
+                raise ConfigError(
+                    f"annotator name {name!r} must be 1-40 letters, digits, '_', '.' or '-'"
+                )
+        hashes = self._annotator_hashes()
+        new = {n: secrets.token_urlsafe(32) for n in names if reissue or n not in hashes}
+        hashes.update({n: _token_hash(t) for n, t in new.items()})
+        path = self.root / "annotators.json"
+        _atomic_write(path, json.dumps(hashes, indent=1).encode())
+        os.chmod(path, 0o600)
+        return new
+
+    def _annotator_hashes(self) -> dict[str, str]:
+        path = self.root / "annotators.json"
+        if not path.exists():
+            return {}
+        try:
+            hashes = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise ConfigError(f"{str(path)!r} is not a JSON annotators file") from None
+        if not isinstance(hashes, dict):
+            raise ConfigError(f"{str(path)!r} is not a JSON annotators file")
+        return hashes
+
+    def annotators(self) -> list[str]:
+        """Names of the annotators holding a token."""
+        return sorted(self._annotator_hashes())
+
+    def annotator_for(self, token: str, hashes: dict[str, str] | None = None) -> str | None:
+        """The annotator whose token is ``token``, else None (compared in constant time)."""
+        digest = _token_hash(token)
+        found = None
+        for name, stored in (self._annotator_hashes() if hashes is None else hashes).items():
+            if secrets.compare_digest(digest, stored):
+                found = name
+        return found

@@ -141,6 +141,33 @@ def _challenger(W: np.ndarray, n: int, c: int, a_log_t: float, state: np.ndarray
 
 
 # ----- RUCB ------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy", inline="always")
+def _rucb_champion(
+    hypothesis: np.ndarray,
+    n: int,
+    cand: np.ndarray,
+    n_cand: int,
+    has_b: bool,
+    k: int,
+    state: np.ndarray,
+) -> int:
+    """RUCB's champion c (Zoghi et al. 2014, Algorithm 1, lines 5-8) from the candidates C
+    (``cand[n, :n_cand]``; ``has_b``: the hypothesis B is among them); updates B."""
+    if not has_b:  # B <- B intersect C
+        hypothesis[n] = -1
+    if n_cand == 0:
+        return _pick(state, n, k)
+    if n_cand == 1:
+        hypothesis[n] = cand[n, 0]
+        return cand[n, 0]
+    if hypothesis[n] >= 0:  # p(B) = 1/2, the rest of C shares the other half
+        if _uniform(state, n) < 0.5:
+            return hypothesis[n]
+        c = cand[n, _pick(state, n, n_cand - 1)]
+        return cand[n, n_cand - 1] if c == hypothesis[n] else c
+    return cand[n, _pick(state, n, n_cand)]
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def rucb_choose(
     W: np.ndarray,
@@ -170,23 +197,7 @@ def rucb_choose(
                 n_cand += 1
                 if i == hypothesis[n]:
                     has_b = True
-        if not has_b:  # B <- B intersect C
-            hypothesis[n] = -1
-        if n_cand == 0:
-            c = _pick(state, n, k)
-        elif n_cand == 1:
-            c = scratch[n, 0]
-            hypothesis[n] = c
-        elif hypothesis[n] >= 0:  # p(B) = 1/2, the rest of C shares the other half
-            if _uniform(state, n) < 0.5:
-                c = hypothesis[n]
-            else:
-                r = _pick(state, n, n_cand - 1)
-                c = scratch[n, r]
-                if c == hypothesis[n]:
-                    c = scratch[n, n_cand - 1]
-        else:
-            c = scratch[n, _pick(state, n, n_cand)]
+        c = _rucb_champion(hypothesis, n, scratch, n_cand, has_b, k, state)
         out[n, 0] = c
         out[n, 1] = _challenger(W, n, c, alpha * log_t, state)
 
@@ -255,6 +266,53 @@ def dts_record(W: np.ndarray, above: np.ndarray, actions: np.ndarray) -> None:
             above[n, j, i] = 1.0 - p
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _dts_first(
+    above: np.ndarray,
+    n: int,
+    cand: np.ndarray,
+    n_cand: int,
+    state: np.ndarray,
+    wins_half: np.ndarray,
+) -> int:
+    """DTS's first arm (Wu & Liu 2016, Algorithm 1, lines 9-13) among the candidates
+    ``cand[n, :n_cand]``: the largest Copeland score of sampled events theta_ij > 1/2, each a
+    uniform against ``above[n, i, j]`` = P(theta_ij > 1/2), random ties."""
+    if n_cand == 1:
+        return cand[n, 0]
+    k = above.shape[1]
+    # 1(theta_ij > 1/2) for the rows in C (the other rows cannot change the choice).
+    for a in range(n_cand):
+        i = cand[n, a]
+        for j in range(k):
+            wins_half[n, i, j] = -1
+    for a in range(n_cand):
+        i = cand[n, a]
+        for j in range(k):
+            if j != i and wins_half[n, i, j] < 0:
+                won = _uniform(state, n) < above[n, i, j]
+                wins_half[n, i, j] = won
+                wins_half[n, j, i] = not won
+    best = -1
+    first = cand[n, 0]
+    ties = 0
+    for a in range(n_cand):
+        i = cand[n, a]
+        score = 0
+        for j in range(k):
+            if j != i and wins_half[n, i, j] == 1:
+                score += 1
+        if score > best:
+            best = score
+            first = i
+            ties = 1
+        elif score == best:
+            ties += 1
+            if _tie(state, n, ties):
+                first = i
+    return first
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def dts_choose(
     W: np.ndarray,
@@ -289,38 +347,7 @@ def dts_choose(
             if z == best_z:
                 scratch[n, n_cand] = i
                 n_cand += 1
-        if n_cand == 1:
-            first = scratch[n, 0]
-        else:
-            # 1(theta_ij > 1/2) for the rows in C (the other rows cannot change the choice).
-            for a in range(n_cand):
-                i = scratch[n, a]
-                for j in range(k):
-                    wins_half[n, i, j] = -1
-            for a in range(n_cand):
-                i = scratch[n, a]
-                for j in range(k):
-                    if j != i and wins_half[n, i, j] < 0:
-                        won = _uniform(state, n) < above[n, i, j]
-                        wins_half[n, i, j] = won
-                        wins_half[n, j, i] = not won
-            best = -1
-            first = scratch[n, 0]
-            ties = 0
-            for a in range(n_cand):
-                i = scratch[n, a]
-                score = 0
-                for j in range(k):
-                    if j != i and wins_half[n, i, j] == 1:
-                        score += 1
-                if score > best:
-                    best = score
-                    first = i
-                    ties = 1
-                elif score == best:
-                    ties += 1
-                    if _tie(state, n, ties):
-                        first = i
+        first = _dts_first(above, n, scratch, n_cand, state, wins_half)
         # Phase 2: among arms with l_{i,first} <= 1/2, the largest theta_{i,first}.
         best_th = 0.5  # theta_{first,first} = 1/2
         second = first
@@ -539,16 +566,79 @@ def _kl_half(p: float) -> float:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _divergence_term(W: np.ndarray, n: int, i: int, j: int) -> float:
+    """Pair (i, j)'s term of I_i: N_ij KL(mu_ij, 1/2) when mu_ij <= 1/2, else 0 (i != j)."""
+    nij = W[n, i, j] + W[n, j, i]
+    if nij > 0.0 and W[n, i, j] <= W[n, j, i]:
+        return nij * _kl_half(W[n, i, j] / nij)
+    return 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _divergence(W: np.ndarray, n: int, i: int) -> float:
     """I_i = sum over j with mu_ij <= 1/2 of N_ij KL(mu_ij, 1/2) (Komiyama et al. 2015, eq. 2)."""
     total = 0.0
     for j in range(W.shape[1]):
-        if j == i:
-            continue
-        nij = W[n, i, j] + W[n, j, i]
-        if nij > 0.0 and W[n, i, j] <= W[n, j, i]:
-            total += nij * _kl_half(W[n, i, j] / nij)
+        if j != i:
+            total += _divergence_term(W, n, i, j)
     return total
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rmed_pick(
+    W: np.ndarray,
+    n: int,
+    div: np.ndarray,
+    order: np.ndarray,
+    in_c: np.ndarray,
+    pos: np.ndarray,
+    state: np.ndarray,
+) -> tuple[int, int]:
+    """Run n's duel (l(t), m(t)) of RMED1 (Komiyama et al. 2015, Algorithm 2)."""
+    k = W.shape[1]
+    p = pos[n]
+    while not in_c[n, order[n, p]]:
+        p += 1
+    pos[n] = p
+    arm = order[n, p]
+    # i*(t): the arm of least empirical divergence, ties broken at random.
+    best = np.inf
+    star = 0
+    ties = 0
+    for i in range(k):
+        v = div[n, i]
+        if v < best:
+            best = v
+            star = i
+            ties = 1
+        elif v == best:
+            ties += 1
+            if _tie(state, n, ties):
+                star = i
+    # O_l = {j != l : mu_lj <= 1/2}; draw i* when O_l is empty or holds i*, else the arm
+    # that beats l most.
+    empty = True
+    star_in = False
+    low = np.inf
+    m = star
+    ties = 0
+    for j in range(k):
+        if j == arm:
+            continue
+        mu = _mean(W, n, arm, j)
+        if mu <= 0.5:
+            empty = False
+            if j == star:
+                star_in = True
+        if mu < low:
+            low = mu
+            m = j
+            ties = 1
+        elif mu == low:
+            ties += 1
+            if _tie(state, n, ties):
+                m = j
+    return arm, (star if (empty or star_in) else m)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -562,52 +652,47 @@ def rmed_choose(
     out: np.ndarray,
 ) -> None:
     """RMED1's next duel (l(t), m(t)) (Komiyama et al. 2015, Algorithms 1 and 2)."""
-    n_runs, k, _ = W.shape
-    for n in prange(n_runs):
-        p = pos[n]
-        while not in_c[n, order[n, p]]:
-            p += 1
-        pos[n] = p
-        arm = order[n, p]
-        # i*(t): the arm of least empirical divergence, ties broken at random.
-        best = np.inf
-        star = 0
-        ties = 0
-        for i in range(k):
-            v = div[n, i]
-            if v < best:
-                best = v
-                star = i
-                ties = 1
-            elif v == best:
-                ties += 1
-                if _tie(state, n, ties):
-                    star = i
-        # O_l = {j != l : mu_lj <= 1/2}; draw i* when O_l is empty or holds i*, else the arm
-        # that beats l most.
-        empty = True
-        star_in = False
-        low = np.inf
-        m = star
-        ties = 0
-        for j in range(k):
-            if j == arm:
-                continue
-            mu = _mean(W, n, arm, j)
-            if mu <= 0.5:
-                empty = False
-                if j == star:
-                    star_in = True
-            if mu < low:
-                low = mu
-                m = j
-                ties = 1
-            elif mu == low:
-                ties += 1
-                if _tie(state, n, ties):
-                    m = j
+    for n in prange(W.shape[0]):
+        arm, opponent = _rmed_pick(W, n, div, order, in_c, pos, state)
         out[n, 0] = arm
-        out[n, 1] = star if (empty or star_in) else m
+        out[n, 1] = opponent
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rmed_advance(
+    n: int,
+    div: np.ndarray,
+    order: np.ndarray,
+    in_c: np.ndarray,
+    in_r: np.ndarray,
+    in_n: np.ndarray,
+    pos: np.ndarray,
+    arm: int,
+    level: float,
+) -> None:
+    """RMED1's loop bookkeeping after arm l = ``arm`` dueled (Komiyama et al. 2015, Algorithm
+    1): l leaves L_R, arms out of L_R with I_j - min I <= ``level`` (log t + f(K)) join L_N,
+    and at the end of L_C the loop restarts with L_C <- L_R <- L_N, L_N <- {}."""
+    k = div.shape[1]
+    in_r[n, arm] = False
+    low = np.inf
+    for a in range(k):
+        low = min(low, div[n, a])
+    for a in range(k):
+        if not in_r[n, a] and div[n, a] - low <= level:
+            in_n[n, a] = True
+    p = pos[n] + 1
+    while p < k and not in_c[n, order[n, p]]:
+        p += 1
+    if p < k:
+        pos[n] = p
+        return
+    # End of the loop: L_C <- L_R <- L_N, L_N <- {}.
+    for a in range(k):
+        in_c[n, a] = in_n[n, a]
+        in_r[n, a] = in_n[n, a]
+        in_n[n, a] = False
+    pos[n] = 0
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -625,33 +710,13 @@ def rmed_update(
     initial: bool,
 ) -> None:
     """Refresh I for the two dueled arms and run RMED's loop bookkeeping (L_C, L_R, L_N)."""
-    n_runs, k, _ = W.shape
-    for n in prange(n_runs):
+    for n in prange(W.shape[0]):
         i = actions[n, 0]
         j = actions[n, 1]
         div[n, i] = _divergence(W, n, i)
         div[n, j] = _divergence(W, n, j)
-        if initial:
-            continue
-        in_r[n, i] = False
-        low = np.inf
-        for a in range(k):
-            low = min(low, div[n, a])
-        for a in range(k):
-            if not in_r[n, a] and div[n, a] - low <= log_t + tolerance:
-                in_n[n, a] = True
-        p = pos[n] + 1
-        while p < k and not in_c[n, order[n, p]]:
-            p += 1
-        if p < k:
-            pos[n] = p
-            continue
-        # End of the loop: L_C <- L_R <- L_N, L_N <- {}.
-        for a in range(k):
-            in_c[n, a] = in_n[n, a]
-            in_r[n, a] = in_n[n, a]
-            in_n[n, a] = False
-        pos[n] = 0
+        if not initial:
+            _rmed_advance(n, div, order, in_c, in_r, in_n, pos, i, log_t + tolerance)
 
 
 # ----- Interleaved Filter ----------------------------------------------------------------------
@@ -863,6 +928,94 @@ def _merge(
     n_batches[n] = new + 1
 
 
+@njit(cache=True, error_model="numpy")
+def _merge_rucb_pick(
+    W: np.ndarray,
+    n: int,
+    batch: np.ndarray,
+    n_batches: np.ndarray,
+    turn: np.ndarray,
+    alpha: float,
+    log_t: float,
+    partition: int,
+    state: np.ndarray,
+    scratch: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Run n's MergeRUCB duel (see :func:`merge_rucb_choose`) into ``out[n]``."""
+    k = W.shape[1]
+    c4 = 4.0 * alpha * log_t
+    members = scratch[n, 0]
+    drop = scratch[n, 1]
+    done = False
+    while not done:
+        nb = n_batches[n]
+        for step in range(nb):
+            lab = (turn[n] + step) % nb
+            size = 0
+            for a in range(k):
+                if batch[n, a] == lab:
+                    members[size] = a
+                    size += 1
+            # Prune: drop a_i with u_ij < 1/2 for some j of the batch (keep one arm).
+            n_drop = 0
+            for x in range(size):
+                i = members[x]
+                for y in range(size):
+                    if not _upper_ge(W, n, i, members[y], c4):
+                        drop[n_drop] = i
+                        n_drop += 1
+                        break
+            if n_drop == size:
+                n_drop -= 1
+            for x in range(n_drop):
+                batch[n, drop[x]] = -1
+            if n_drop > 0:
+                size = 0
+                for a in range(k):
+                    if batch[n, a] == lab:
+                        members[size] = a
+                        size += 1
+            if size > 1:
+                c = members[_pick(state, n, size)]
+                best = -1.0
+                d = c
+                ties = 0
+                for x in range(size):
+                    j = members[x]
+                    if j == c:
+                        continue
+                    v = _ucb(W, n, j, c, alpha * log_t)
+                    if v > best:
+                        best = v
+                        d = j
+                        ties = 1
+                    elif v == best:
+                        ties += 1
+                        if _tie(state, n, ties):
+                            d = j
+                out[n, 0] = c
+                out[n, 1] = d
+                turn[n] = (lab + 1) % nb
+                done = True
+                break
+        if done:
+            break
+        if nb == 1:  # one batch of one arm: exploration is over
+            for a in range(k):
+                if batch[n, a] >= 0:
+                    out[n, 0] = a
+                    out[n, 1] = a
+            done = True
+        else:  # every batch holds a single arm: merge them
+            sizes = scratch[n, 2]
+            order = scratch[n, 3]
+            mapping = scratch[n, 4]
+            keys = np.empty(nb)
+            _merge(n, batch, n_batches, partition, state, sizes, order, keys, mapping)
+            turn[n] = 0
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def merge_rucb_choose(
     W: np.ndarray,
@@ -881,78 +1034,49 @@ def merge_rucb_choose(
     ``log_t`` is log(t + C); a run whose arms all collapsed into one batch of one arm plays
     that arm against itself.
     """
-    n_runs, k, _ = W.shape
-    c4 = 4.0 * alpha * log_t
-    for n in prange(n_runs):
-        members = scratch[n, 0]
-        drop = scratch[n, 1]
-        done = False
-        while not done:
-            nb = n_batches[n]
-            for step in range(nb):
-                lab = (turn[n] + step) % nb
-                size = 0
-                for a in range(k):
-                    if batch[n, a] == lab:
-                        members[size] = a
-                        size += 1
-                # Prune: drop a_i with u_ij < 1/2 for some j of the batch (keep one arm).
-                n_drop = 0
-                for x in range(size):
-                    i = members[x]
-                    for y in range(size):
-                        if not _upper_ge(W, n, i, members[y], c4):
-                            drop[n_drop] = i
-                            n_drop += 1
-                            break
-                if n_drop == size:
-                    n_drop -= 1
-                for x in range(n_drop):
-                    batch[n, drop[x]] = -1
-                if n_drop > 0:
-                    size = 0
-                    for a in range(k):
-                        if batch[n, a] == lab:
-                            members[size] = a
-                            size += 1
-                if size > 1:
-                    c = members[_pick(state, n, size)]
-                    best = -1.0
-                    d = c
-                    ties = 0
-                    for x in range(size):
-                        j = members[x]
-                        if j == c:
-                            continue
-                        v = _ucb(W, n, j, c, alpha * log_t)
-                        if v > best:
-                            best = v
-                            d = j
-                            ties = 1
-                        elif v == best:
-                            ties += 1
-                            if _tie(state, n, ties):
-                                d = j
-                    out[n, 0] = c
-                    out[n, 1] = d
-                    turn[n] = (lab + 1) % nb
-                    done = True
-                    break
-            if done:
-                break
-            if nb == 1:  # one batch of one arm: exploration is over
-                for a in range(k):
-                    if batch[n, a] >= 0:
-                        out[n, 0] = a
-                        out[n, 1] = a
-                done = True
-            else:  # every batch holds a single arm: merge them
-                sizes = scratch[n, 2]
-                order = scratch[n, 3]
-                mapping = scratch[n, 4]
-                keys = np.empty(nb)
-                _merge(n, batch, n_batches, partition, state, sizes, order, keys, mapping)
-                turn[n] = 0
+    for n in prange(W.shape[0]):
+        _merge_rucb_pick(W, n, batch, n_batches, turn, alpha, log_t, partition, state, scratch, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _merge_rucb_stage(
+    n: int,
+    batch: np.ndarray,
+    n_batches: np.ndarray,
+    stage: np.ndarray,
+    turn: np.ndarray,
+    partition: int,
+    state: np.ndarray,
+    scratch: np.ndarray,
+) -> None:
+    """Run n's merge check after a duel (see :func:`merge_rucb_update`)."""
+    k = batch.shape[1]
+    if n_batches[n] <= 1:
+        return
+    left = 0
+    for a in range(k):
+        if batch[n, a] >= 0:
+            left += 1
+    if left > k / 2.0 ** stage[n]:
+        return
+    sizes = scratch[n, 2]
+    order = scratch[n, 3]
+    mapping = scratch[n, 4]
+    keys = np.empty(n_batches[n])
+    _merge(n, batch, n_batches, partition, state, sizes, order, keys, mapping)
+    smallest = k
+    for b in range(n_batches[n]):
+        sizes[b] = 0
+    for a in range(k):
+        if batch[n, a] >= 0:
+            sizes[batch[n, a]] += 1
+    for b in range(n_batches[n]):
+        smallest = min(smallest, sizes[b])
+    if n_batches[n] > 1 and smallest <= 0.5 * partition:
+        keys = np.empty(n_batches[n])
+        _merge(n, batch, n_batches, partition, state, sizes, order, keys, mapping)
+    stage[n] += 1
+    turn[n] = 0
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -966,34 +1090,8 @@ def merge_rucb_update(
     scratch: np.ndarray,
 ) -> None:
     """Merge the batches once at most K / 2^s arms remain (then s <- s + 1)."""
-    n_runs, k = batch.shape
-    for n in prange(n_runs):
-        if n_batches[n] <= 1:
-            continue
-        left = 0
-        for a in range(k):
-            if batch[n, a] >= 0:
-                left += 1
-        if left > k / 2.0 ** stage[n]:
-            continue
-        sizes = scratch[n, 2]
-        order = scratch[n, 3]
-        mapping = scratch[n, 4]
-        keys = np.empty(n_batches[n])
-        _merge(n, batch, n_batches, partition, state, sizes, order, keys, mapping)
-        smallest = k
-        for b in range(n_batches[n]):
-            sizes[b] = 0
-        for a in range(k):
-            if batch[n, a] >= 0:
-                sizes[batch[n, a]] += 1
-        for b in range(n_batches[n]):
-            smallest = min(smallest, sizes[b])
-        if n_batches[n] > 1 and smallest <= 0.5 * partition:
-            keys = np.empty(n_batches[n])
-            _merge(n, batch, n_batches, partition, state, sizes, order, keys, mapping)
-        stage[n] += 1
-        turn[n] = 0
+    for n in prange(batch.shape[0]):
+        _merge_rucb_stage(n, batch, n_batches, stage, turn, partition, state, scratch)
 
 
 # ----- Self-Sparring ---------------------------------------------------------------------------

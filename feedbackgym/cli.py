@@ -74,6 +74,13 @@ def _build_parser() -> argparse.ArgumentParser:
     regret.add_argument("--ray-address", default=None, help="Ray cluster address (default: local)")
     regret.add_argument("--workers", type=int, default=1, help="parallel worker processes/CPUs")
     regret.add_argument("--runs-per-cell", type=int, default=100, help="runs per unit of work")
+    regret.add_argument(
+        "--path",
+        choices=("auto", "fused", "steps"),
+        default="auto",
+        help="auto: fused compiled loop when env and agent allow it; fused: only that (error "
+        "otherwise); steps: the step-by-step loop",
+    )
     regret.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     regret.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -219,6 +226,7 @@ def _regret(args: argparse.Namespace) -> None:
         runs_per_cell=args.runs_per_cell,
         metric=args.metric,
         delay=args.delay,
+        path=args.path,
     )
     if not all(isinstance(v, dict) for v in study.agent_kwargs.values()):
         raise ConfigError('--agent-kwargs must map agent names to objects: {"ucb1": {"alpha": 1}}')

@@ -27,8 +27,14 @@ from feedbackgym.agents import AGENTS
 from feedbackgym.agents.base import default_metric, env_horizon
 from feedbackgym.envs import registered_ids
 from feedbackgym.errors import ConfigError, check_positive_int
-from feedbackgym.feedback.delayed_bandit import DelayedFeedbackEnv, delay_spec, parse_delay
+from feedbackgym.feedback.delayed_bandit import (
+    DelayedFeedbackEnv,
+    delay_spec,
+    mean_delay,
+    parse_delay,
+)
 from feedbackgym.registry import check_kwargs
+from feedbackgym.studies.fused import PATHS, fused_agents, fused_run
 
 #: Fields that fix the numbers of a cell; a DIR holding a study with other values is refused.
 STUDY_KEY = (
@@ -64,6 +70,11 @@ class RegretStudy:
     :param delay: a delay spec (``fixed:50``, ``geometric:0.01``, ``uniform:10-200``,
         ``batched:500``): every run's feedback reaches its agent that late
         (:class:`~feedbackgym.feedback.delayed_bandit.DelayedFeedbackEnv`); None: no delay.
+    :param path: how cells run: ``"fused"``, the whole horizon in one compiled loop
+        (:mod:`feedbackgym.studies.fused`; a ConfigError from :meth:`validate` when an agent has
+        none for this env), ``"steps"``, the step-by-step ``learn`` loop, or ``"auto"``, fused
+        where the env and agent allow it. The two paths agree in distribution, not number by
+        number; :meth:`validate` fills ``paths``, the path each agent takes.
     """
 
     env: str
@@ -77,6 +88,11 @@ class RegretStudy:
     n_checkpoints: int = 100
     metric: str | None = None
     delay: str | None = None
+    path: str = "auto"
+
+    def __post_init__(self) -> None:
+        #: The path each agent takes, "fused" or "steps" (filled by :meth:`validate`).
+        self.paths: dict[str, str] = {}
 
     @property
     def info_key(self) -> str:
@@ -98,6 +114,8 @@ class RegretStudy:
         self.n_checkpoints = check_positive_int("n_checkpoints", self.n_checkpoints)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.path not in PATHS:
+            raise ConfigError(f"path must be one of {', '.join(PATHS)}, got {self.path!r}")
         delay = parse_delay(self.delay)
         self.delay = None if delay is None else delay_spec(delay)
         if delay is not None:
@@ -131,17 +149,37 @@ class RegretStudy:
             check = getattr(env.unwrapped, "check_metric", None)
             if callable(check):
                 check(self.metric)
+            paths = {}
             for name in self.agents:
                 agent = AGENTS.get(name).from_env(env, 0, **self.agent_kwargs.get(name, {}))
                 obs, _ = env.reset(seed=self.seed)
+                paths[name] = self._path(env, agent, name)
                 _, _, _, _, info = env.step(agent.predict(obs))
                 if self.info_key not in info:
                     raise ConfigError(
                         f"env {self.env!r} does not report info[{self.info_key!r}]; regret "
                         "studies need an env that puts its per-step regret in info"
                     )
+            self.paths = paths
         finally:
             env.close()
+
+    def _path(self, env: Any, agent: Any, name: str) -> str:
+        """The path agent ``name`` takes on the (reset) probe ``env``; ConfigError when
+        ``path="fused"`` and it has no fused loop here."""
+        if self.path == "steps":
+            return "steps"
+        fusable = undelayed(self.delay) and fused_run(env, agent, self.info_key) is not None
+        if fusable:
+            return "fused"
+        if self.path == "fused":
+            why = "" if undelayed(self.delay) else f" with --delay {self.delay}"
+            raise ConfigError(
+                f"--path fused: agent {name!r} has no fused loop on env {self.env!r}{why} "
+                f"(fused: {', '.join(fused_agents())} on built-in bandits of fixed means, "
+                "no delay); give --path auto or steps"
+            )
+        return "steps"
 
     def cells(self) -> list[Cell]:
         """The grid of cells, agents outermost."""
@@ -172,6 +210,7 @@ class RegretStudy:
                         metric=self.info_key,
                         delay=self.delay,
                         name=f"{agent}__runs{start:06d}-{stop:06d}__{digest}",
+                        path=self.paths.get(agent, self.path),
                     )
                 )
         return cells
@@ -195,6 +234,7 @@ class Cell:
     name: str
     threads: int = 0  # numba threads in the process that runs it (0: leave as is)
     delay: str | None = None  # delay spec of the feedback (None: none)
+    path: str = "auto"  # "fused", "steps", or "auto": fused when fused_run gives a loop
 
     @property
     def runs(self) -> int:
@@ -241,24 +281,46 @@ def run_cell(cell: Cell, callback: Callable[[int], None] | None = None) -> dict[
 
         numba.set_num_threads(cell.threads)
     env = make_env(cell.env, cell.runs, cell.env_kwargs, cell.horizon)
-    if cell.delay is not None:
-        # the delays' own stream: a zero delay leaves every number as without delay
-        delay_seed = int(np.random.SeedSequence([cell.env_seed, 1]).generate_state(1)[0])
-        env = DelayedFeedbackEnv(env, parse_delay(cell.delay), seed=delay_seed)
-    agent = AGENTS.get(cell.agent).from_env(env, cell.agent_seed, **cell.agent_kwargs)
+    run = None
+    if cell.path != "steps" and undelayed(cell.delay):  # a zero delay is no delay
+        agent = AGENTS.get(cell.agent).from_env(env, cell.agent_seed, **cell.agent_kwargs)
+        env.reset(seed=cell.env_seed)
+        run = fused_run(env, agent, cell.metric)
+    if run is None:
+        if cell.path == "fused":
+            raise ConfigError(
+                f"cell {cell.name}: agent {cell.agent!r} has no fused loop on env {cell.env!r}"
+            )
+        if cell.delay is not None:
+            # the delays' own stream: a zero delay leaves every number as without delay
+            delay_seed = int(np.random.SeedSequence([cell.env_seed, 1]).generate_state(1)[0])
+            env = DelayedFeedbackEnv(env, parse_delay(cell.delay), seed=delay_seed)
+        agent = AGENTS.get(cell.agent).from_env(env, cell.agent_seed, **cell.agent_kwargs)
     per_pull = None if callback is None else (lambda steps: callback(steps * cell.runs))
     start = time.perf_counter()
-    regret = agent.learn(
-        env,
-        cell.horizon,
-        checkpoints=np.asarray(cell.checkpoints),
-        seed=cell.env_seed,
-        regret_key=cell.metric,
-        callback=per_pull,
-    )
-    wall = time.perf_counter() - start
+    if run is not None:
+        regret = run(cell.horizon, np.asarray(cell.checkpoints), cell.env_seed)
+        wall = time.perf_counter() - start
+        if per_pull is not None:
+            per_pull(cell.horizon)
+    else:
+        regret = agent.learn(
+            env,
+            cell.horizon,
+            checkpoints=np.asarray(cell.checkpoints),
+            seed=cell.env_seed,
+            regret_key=cell.metric,
+            callback=per_pull,
+        )
+        wall = time.perf_counter() - start
     env.close()
     return {"regret": regret, "wall_seconds": wall}
+
+
+def undelayed(spec: str | None) -> bool:
+    """Whether feedback of delay ``spec`` arrives at once (no delay, or one of zero steps)."""
+    delay = parse_delay(spec)
+    return delay is None or mean_delay(delay) == 0.0
 
 
 def lai_robbins_constant(study: RegretStudy) -> float | None:

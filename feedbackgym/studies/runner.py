@@ -87,7 +87,9 @@ def _run_cells(
     console: Console | None,
 ) -> None:
     """Run the cells not yet saved under ``out/cells`` and save each as it finishes."""
-    config = {**study.config(), "backend": backend, "workers": workers}
+    # The path of every agent the folder ever ran, so a later resume keeps to it.
+    paths = {**recorded_paths(io.saved_config(out, "config.json", "study")), **study.paths}
+    config = {**study.config(), "backend": backend, "workers": workers, "paths": paths}
     io.write_json(out / "config.json", config)
 
     cells = study.cells()
@@ -150,6 +152,29 @@ def _check_out_dir(out: Path, study: RegretStudy) -> None:
                 f"--out {str(out)!r} holds a study with {key}={json.dumps(old[key])}, not "
                 f"{json.dumps(new[key])}; resuming needs the same {key}: give another --out"
             )
+    # The paths give different numbers: a folder keeps the path each agent was run on. With
+    # path "auto" a resume follows the folder (a folder from before fused loops: steps).
+    for agent, was in recorded_paths(old).items():
+        now = study.paths.get(agent)
+        if now is None or now == was:
+            continue
+        if study.path == "auto" and was == "steps":
+            study.paths[agent] = was
+            continue
+        raise ConfigError(
+            f"--out {str(out)!r} holds {agent} cells run on the {was} path, not {now}; "
+            f"resuming needs the same path: give --path {was} or another --out"
+        )
+
+
+def recorded_paths(config: dict[str, Any] | None) -> dict[str, str]:
+    """The path each agent of a saved study ran on (``config.json``'s ``paths``; every agent
+    of a folder written before fused loops existed ran step by step)."""
+    if not config:
+        return {}
+    if isinstance(config.get("paths"), dict):
+        return dict(config["paths"])
+    return {agent: "steps" for agent in config.get("agents", [])}
 
 
 def execute(

@@ -1,0 +1,556 @@
+"""Fused regret loops for UCB1, KL-UCB and Thompson sampling on the K-armed bandits.
+
+A regret study of these agents on :class:`~feedbackgym.envs.bandits.BernoulliBanditVec` or
+:class:`~feedbackgym.envs.bandits.GaussianBanditVec` (exactly those classes, no switching cost,
+regret metric ``regret``) runs here as one compiled loop per run: the env's reward draw, the
+agent's choice and update and the regret bookkeeping at the checkpoints, runs in parallel with
+``prange``. The fusers are registered with :func:`feedbackgym.studies.fused.register`; anything
+else (other envs, wrappers, delays, other agents or a trained agent) returns None and takes the
+step-by-step path, :meth:`~feedbackgym.agents.base.BanditAgent.learn`, which stays the
+reference.
+
+Random numbers. Run ``n`` owns two splitmix64 streams (``_kernels._next``): one for the env's
+rewards, seeded from the env seed, and one for the agent, seeded from the agent's seed; both
+are words of ``numpy.random.SeedSequence``. So a run's numbers depend on the seeds and its index
+only, not on the number of threads, and runs of different agents in the same cell see the same
+reward stream (step t's reward uses the stream's t-th draw). They are not the numbers of the
+step path, which draws from numpy generators: the paths agree in distribution.
+
+Where the fused loops deviate from the step path (besides the streams):
+
+- UCB1 (Auer, Cesa-Bianchi & Fischer 2002) computes its index as ``mean + sqrt(alpha log t) *
+  sqrt(1 / n)``, whose last bit may differ from ``mean + sqrt(alpha log t / n)``: equal (mean,
+  n) pairs still tie exactly (lowest arm first), as on the step path.
+- KL-UCB (Garivier & Cappé 2011) uses the step kernel's Newton solver and bounds
+  (``_kernels._kl_ucb_exact``, ``_kl_ucb_bound``, the tangent bound of an arm's cached index,
+  kept here for arms with mean 0 too) and, before any Newton step, checks whether a lower
+  bound on the empirical leader's index (a reverse Pinsker inequality) already beats every
+  other arm's upper bound: then the leader is the argmax without computing its index. The choice is
+  the exact argmax either way; indices are computed to ``tol`` as on the step path, so only
+  arms within ``tol`` of each other may be ordered differently.
+- Thompson sampling with a Beta prior (Thompson 1933; Agrawal & Goyal 2012) draws the leader's
+  theta (largest posterior mean) and then, for every other arm k, decides with one uniform
+  whether theta_k falls below a threshold q_k (posterior mean + 2 sd), whose probability
+  ``P(theta_k <= q_k)`` is computed by the regularised incomplete beta function each time arm
+  k's posterior has changed. If it falls below and q_k is under the largest theta so far, arm k
+  cannot win and theta_k is never drawn; otherwise it is drawn from Beta conditioned on the side
+  it fell on (the lower side by rejection from full Beta draws, the upper tail by rejection
+  from the exponential tangent to the log-concave density at q_k). This is exact Thompson
+  sampling: each theta_k has its Beta law, and the choice has the step path's distribution, up
+  to the float precision of the incomplete beta (about 1e-10 relative for posteriors of 10^5
+  pulls). With a Gaussian prior every theta is drawn (ziggurat normals).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from feedbackgym.agents._kernels import (
+    _gamma,
+    _kl_ucb_bound,
+    _kl_ucb_exact,
+    _normal,
+    _uniform,
+    set_gamma_constants,
+)
+from feedbackgym.agents.bandits import KLUCB, UCB1, ThompsonSampling
+from feedbackgym.agents.base import _check_checkpoints
+from feedbackgym.envs.bandits import BernoulliBanditVec, GaussianBanditVec
+from feedbackgym.errors import ConfigError, check_positive_int
+from feedbackgym.studies.fused import Run, register
+
+#: Thompson sampling's thresholds: THRESHOLD_SD posterior sds under the leader's posterior mean.
+THRESHOLD_SD = 3.0
+_ENV, _AGENT = 0, 1  # the two streams of a run, in its local state array
+_EPS = 1e-15
+_TINY = 1e-300
+
+
+# ----- the env: a reward draw and the regret bookkeeping ---------------------------------------
+@njit(cache=True, error_model="numpy", inline="always")
+def _reward(state: np.ndarray, mean: float, gaussian: bool, sigma: float) -> float:
+    """One reward of an arm with this mean: Bernoulli(mean), or N(mean, sigma^2)."""
+    if gaussian:
+        return mean + sigma * _normal(state, _ENV)
+    return 1.0 if _uniform(state, _ENV) < mean else 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _run_state(env_seed: np.uint64, agent_seed: np.uint64) -> np.ndarray:
+    state = np.empty(2, dtype=np.uint64)
+    state[_ENV] = env_seed
+    state[_AGENT] = agent_seed
+    return state
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _gaps(means: np.ndarray) -> np.ndarray:
+    """best - mean of every arm, the step path's per-step regret of pulling it."""
+    return means.max() - means
+
+
+# ----- UCB1 --------------------------------------------------------------------------------------
+@njit(cache=True, parallel=True, error_model="numpy")
+def ucb1_loop(
+    means: np.ndarray,
+    gaussian: bool,
+    sigma: float,
+    alpha: float,
+    steps: np.ndarray,
+    env_seeds: np.ndarray,
+    agent_seeds: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """UCB1 (Auer et al. 2002) for every run: ``out[n, j]`` = cumulative regret at steps[j]."""
+    n_runs, n_arms = means.shape
+    horizon = steps[-1]
+    # Shared tables: sqrt(alpha log t) per step, sqrt(1 / n) per count (the same floats as
+    # computing them in the loop, without a log and two square roots per step).
+    scale = np.zeros(horizon)
+    width_of = np.zeros(horizon + 1)
+    for t in range(1, horizon + 1):
+        width_of[t] = math.sqrt(1.0 / t)
+        if t < horizon:
+            scale[t] = math.sqrt(alpha * math.log(t))
+    for n in prange(n_runs):
+        state = _run_state(env_seeds[n], agent_seeds[n])
+        mu = means[n].copy()
+        gap = _gaps(mu)
+        counts = np.zeros(n_arms, dtype=np.int64)
+        sums = np.zeros(n_arms)
+        mean = np.zeros(n_arms)
+        width = np.zeros(n_arms)  # sqrt(1 / n_k)
+        regret = 0.0
+        cp = 0
+        for t in range(horizon):  # t: updates so far, as the agent's own t
+            if t < n_arms:
+                arm = t
+            else:
+                bonus = scale[t]
+                arm = 0
+                best = -np.inf
+                for k in range(n_arms):
+                    index = mean[k] + bonus * width[k]
+                    if index > best:
+                        best = index
+                        arm = k
+            r = _reward(state, mu[arm], gaussian, sigma)
+            counts[arm] += 1
+            sums[arm] += r
+            mean[arm] = sums[arm] / counts[arm]
+            width[arm] = width_of[counts[arm]]
+            regret += gap[arm]
+            if t + 1 == steps[cp]:
+                out[n, cp] = regret
+                cp = min(cp + 1, steps.size - 1)
+
+
+# ----- KL-UCB ------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy", inline="always")
+def _kl_ucb_lower(p: float, level: float) -> float:
+    """A lower bound on the KL-UCB index max{q : kl(p, q) <= level}: kl(p, q) = int_p^q (s - p)
+    / (s (1 - s)) ds <= (q - p)^2 / (2 m), m = min(p (1 - p), q (1 - q)), so the smaller of the
+    roots of (q - p)^2 = 2 level p (1 - p) and (q - p)^2 = 2 level q (1 - q) has kl <= level."""
+    q1 = p + math.sqrt(2.0 * level * p * (1.0 - p))
+    half = p + level
+    disc = half * half - (1.0 + 2.0 * level) * p * p
+    q2 = (half + math.sqrt(max(disc, 0.0))) / (1.0 + 2.0 * level)
+    return min(1.0, q1, q2)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def kl_ucb_loop(
+    means: np.ndarray,
+    c: float,
+    tol: float,
+    steps: np.ndarray,
+    env_seeds: np.ndarray,
+    agent_seeds: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """KL-UCB (Garivier & Cappé 2011) on Bernoulli arms for every run (see the module doc).
+
+    The choice is :func:`~feedbackgym.agents._kernels.kl_ucb_choose`'s, per run, after one
+    shortcut: when a lower bound on the leader's index beats every other arm's upper bound the
+    leader is pulled without its index being solved.
+    """
+    n_runs, n_arms = means.shape
+    horizon = steps[-1]
+    for n in prange(n_runs):
+        state = _run_state(env_seeds[n], agent_seeds[n])
+        mu = means[n].copy()
+        gap = _gaps(mu)
+        counts = np.zeros(n_arms)
+        sums = np.zeros(n_arms)
+        upper = np.zeros(n_arms)
+        cache = np.full((n_arms, 3), -1.0)  # (level, index, 1 / kl'(p, index)) as the step path
+        regret = 0.0
+        cp = 0
+        for t in range(horizon):
+            if t < n_arms:
+                arm = t
+            else:
+                log_t = math.log(t)
+                lead = 0
+                lead_mean = -1.0
+                for k in range(n_arms):
+                    m = sums[k] / counts[k]
+                    if m > lead_mean:
+                        lead_mean = m
+                        lead = k
+                # upper bounds of every arm's index (Pinsker, and the cached tangent)
+                rival = -1.0
+                for k in range(n_arms):
+                    p = sums[k] / counts[k]
+                    level = c * log_t / counts[k]
+                    if cache[k, 0] >= 0.0:  # the cached index's tangent, else Pinsker
+                        bound = min(1.0, cache[k, 1] + (level - cache[k, 0]) * cache[k, 2])
+                    else:
+                        bound = _kl_ucb_bound(p, level)
+                    upper[k] = bound
+                    if k != lead and bound > rival:
+                        rival = bound
+                arm = lead
+                if rival >= _kl_ucb_lower(lead_mean, c * log_t / counts[lead]):
+                    best = -1.0
+                    for j in range(n_arms):
+                        k = lead if j == 0 else (j - 1 if j - 1 < lead else j)
+                        if upper[k] <= best:
+                            continue
+                        p = sums[k] / counts[k]
+                        level = c * log_t / counts[k]
+                        q = _kl_ucb_exact(p, level, upper[k], tol)
+                        cache[k, 0] = level
+                        cache[k, 1] = q
+                        # q(level) is concave for p = 0 too (1 - e^-level): keep its slope
+                        cache[k, 2] = q * (1.0 - q) / (q - p) if p < q < 1.0 else np.inf
+                        if q > best:
+                            best = q
+                            arm = k
+            r = _reward(state, mu[arm], False, 0.0)
+            counts[arm] += 1.0
+            sums[arm] += r
+            cache[arm, 0] = -1.0  # the pulled arm's index is stale
+            regret += gap[arm]
+            if t + 1 == steps[cp]:
+                out[n, cp] = regret
+                cp = min(cp + 1, steps.size - 1)
+
+
+# ----- Thompson sampling -------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def _beta_cf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz; Numerical Recipes
+    6.4), converging fast for x < (a + 1) / (a + b + 2)."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > _TINY else _TINY)
+    h = d
+    for m in range(1, 100_000):
+        m2 = 2.0 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        c = 1.0 + aa / c
+        c = c if abs(c) > _TINY else _TINY
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        c = 1.0 + aa / c
+        c = c if abs(c) > _TINY else _TINY
+        step = d * c
+        h *= step
+        if abs(step - 1.0) < 1e-15:
+            break
+    return h
+
+
+@njit(cache=True, error_model="numpy")
+def beta_upper_tail(x: float, a: float, b: float) -> float:
+    """P(X > x) for X ~ Beta(a, b): 1 - I_x(a, b), the regularised incomplete beta."""
+    if x <= 0.0:
+        return 1.0
+    if x >= 1.0:
+        return 0.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return 1.0 - math.exp(log_front) * _beta_cf(a, b, x) / a
+    return math.exp(log_front) * _beta_cf(b, a, 1.0 - x) / b
+
+
+@njit(cache=True, error_model="numpy")
+def _beta(state: np.ndarray, alpha: np.ndarray, beta: np.ndarray, k: int) -> float:
+    """theta ~ Beta from the gamma constants ``alpha[0, k]``, ``beta[0, k]`` (as the step path)."""
+    x = _gamma(state, _AGENT, alpha[0, k, 0], alpha[0, k, 1])
+    y = _gamma(state, _AGENT, beta[0, k, 0], beta[0, k, 1])
+    return x / (x + y)
+
+
+@njit(cache=True, error_model="numpy")
+def _beta_above(state: np.ndarray, a: float, b: float, q: float) -> float:
+    """theta ~ Beta(a, b) conditioned on theta > q (a, b >= 1), by rejection.
+
+    The density is log-concave, so the tangent of its log at q bounds it on (q, 1]: propose from
+    the truncated exponential of that slope, accept with density / envelope.
+    """
+    slope = (a - 1.0) / q - (b - 1.0) / (1.0 - q)
+    log_fq = (a - 1.0) * math.log(q) + (b - 1.0) * math.log1p(-q)
+    width = 1.0 - q
+    rate = abs(slope)
+    mass = -math.expm1(-rate * width)
+    while True:
+        u = _uniform(state, _AGENT)
+        if rate * width < 1e-12:
+            x = q + u * width
+        else:
+            y = -math.log1p(-u * mass) / rate  # Exp(rate) truncated to [0, width)
+            x = q + y if slope < 0.0 else 1.0 - y
+        if x <= q or x >= 1.0:
+            continue
+        log_f = (a - 1.0) * math.log(x) + (b - 1.0) * math.log1p(-x)
+        if math.log(_uniform(state, _AGENT)) <= log_f - log_fq - slope * (x - q):
+            return x
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _threshold(a: float, b: float, lead_a: float, lead_b: float) -> tuple[float, float]:
+    """(q, P(theta > q)) for theta ~ Beta(a, b), q placed THRESHOLD_SD posterior sds under the
+    leader's Beta(lead_a, lead_b) mean, where the leader's theta almost always is; an arm whose
+    theta would exceed q more often than not gets q = 1 (always drawn)."""
+    total = lead_a + lead_b
+    q = lead_a / total - THRESHOLD_SD * math.sqrt(lead_a * lead_b / (total * total * (total + 1.0)))
+    if q <= 0.0:
+        return 1.0, 0.0
+    tail = beta_upper_tail(q, a, b)
+    if tail > 0.5:
+        return 1.0, 0.0
+    return q, tail
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _geometric(state: np.ndarray, p: float, cap: int) -> int:
+    """G ~ Geometric(p) on {1, 2, ...} (steps until the first success), capped at ``cap``."""
+    if p <= 0.0:
+        return cap
+    if p >= 1.0:
+        return 1
+    g = 1.0 + math.floor(math.log(_uniform(state, _AGENT)) / math.log1p(-p))
+    return cap if g >= cap else int(g)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def thompson_beta_loop(
+    means: np.ndarray,
+    steps: np.ndarray,
+    env_seeds: np.ndarray,
+    agent_seeds: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Beta-Bernoulli Thompson sampling (Thompson 1933; Agrawal & Goyal 2012), exact, drawing
+    only the thetas that can win (see the module doc).
+
+    Arm k's "theta_k > q_k" events are i.i.d. Bernoulli(tail_k) over the steps while q_k and
+    its posterior stay as they are, so the step of the next one is drawn ahead, as a geometric
+    waiting time (``event[k]``), and is drawn afresh whenever tail_k changes: in the other steps
+    theta_k <= q_k, and an arm whose q_k is under the leader's theta costs one comparison.
+    Thresholds are recomputed for an arm after it is pulled and for all arms at steps 2^j.
+    """
+    n_runs, n_arms = means.shape
+    horizon = steps[-1]
+    never = horizon + 1
+    for n in prange(n_runs):
+        state = _run_state(env_seeds[n], agent_seeds[n])
+        mu = means[n].copy()
+        gap = _gaps(mu)
+        a = np.ones(n_arms)  # Beta(1 + S, 1 + F)
+        b = np.ones(n_arms)
+        alpha = np.empty((1, n_arms, 2))  # gamma constants of a and b, as the step path
+        beta = np.empty((1, n_arms, 2))
+        for k in range(n_arms):
+            set_gamma_constants(alpha, 0, k, 1.0)
+            set_gamma_constants(beta, 0, k, 1.0)
+        post = np.full(n_arms, 0.5)  # posterior means
+        q = np.ones(n_arms)
+        tail = np.zeros(n_arms)  # P(theta_k > q_k)
+        event = np.zeros(n_arms, dtype=np.int64)  # next step at which theta_k > q_k
+        stale = np.ones(n_arms, dtype=np.bool_)
+        refresh = 1
+        regret = 0.0
+        cp = 0
+        for t in range(horizon):
+            if t == refresh:
+                stale[:] = True
+                refresh *= 2
+            lead = 0
+            for k in range(1, n_arms):
+                if post[k] > post[lead]:
+                    lead = k
+            top = _beta(state, alpha, beta, lead)
+            arm = lead
+            for k in range(n_arms):
+                if k == lead:
+                    continue
+                if stale[k]:
+                    q[k], tail[k] = _threshold(a[k], b[k], a[lead], b[lead])
+                    event[k] = t - 1 + _geometric(state, tail[k], never)
+                    stale[k] = False
+                if event[k] == t:
+                    theta = _beta_above(state, a[k], b[k], q[k])
+                    event[k] = t + _geometric(state, tail[k], never)
+                elif q[k] <= top:
+                    continue  # theta_k <= q_k <= top: arm k cannot win, no need to draw it
+                else:
+                    theta = _beta(state, alpha, beta, k)
+                    while theta > q[k]:
+                        theta = _beta(state, alpha, beta, k)
+                if theta > top:
+                    top = theta
+                    arm = k
+            if _uniform(state, _ENV) < mu[arm]:
+                a[arm] += 1.0
+                set_gamma_constants(alpha, 0, arm, a[arm])
+            else:
+                b[arm] += 1.0
+                set_gamma_constants(beta, 0, arm, b[arm])
+            post[arm] = a[arm] / (a[arm] + b[arm])
+            stale[arm] = True
+            regret += gap[arm]
+            if t + 1 == steps[cp]:
+                out[n, cp] = regret
+                cp = min(cp + 1, steps.size - 1)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def thompson_gaussian_loop(
+    means: np.ndarray,
+    gaussian: bool,
+    env_sigma: float,
+    sigma: float,
+    steps: np.ndarray,
+    env_seeds: np.ndarray,
+    agent_seeds: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Gaussian Thompson sampling (Agrawal & Goyal 2013, Algorithm 2): theta_k ~
+    N(S_k / (n_k + 1), sigma^2 / (n_k + 1)), every theta drawn."""
+    n_runs, n_arms = means.shape
+    horizon = steps[-1]
+    for n in prange(n_runs):
+        state = _run_state(env_seeds[n], agent_seeds[n])
+        mu = means[n].copy()
+        gap = _gaps(mu)
+        counts = np.zeros(n_arms)
+        sums = np.zeros(n_arms)
+        centre = np.zeros(n_arms)
+        spread = np.full(n_arms, sigma)
+        regret = 0.0
+        cp = 0
+        for t in range(horizon):
+            arm = 0
+            top = -np.inf
+            for k in range(n_arms):
+                theta = centre[k] + spread[k] * _normal(state, _AGENT)
+                if theta > top:
+                    top = theta
+                    arm = k
+            r = _reward(state, mu[arm], gaussian, env_sigma)
+            counts[arm] += 1.0
+            sums[arm] += r
+            centre[arm] = sums[arm] / (counts[arm] + 1.0)
+            spread[arm] = sigma / math.sqrt(counts[arm] + 1.0)
+            regret += gap[arm]
+            if t + 1 == steps[cp]:
+                out[n, cp] = regret
+                cp = min(cp + 1, steps.size - 1)
+
+
+# ----- fusers ------------------------------------------------------------------------------------
+def _fusable_env(env: Any, agent: Any, metric: str) -> bool:
+    """Exactly a K-armed Bernoulli or Gaussian bandit of fixed means, no switching cost, the
+    agent fresh and acting for the env's runs, regret the plain one."""
+    return (
+        type(env) in (BernoulliBanditVec, GaussianBanditVec)
+        and not env.switching_cost
+        and metric == "regret"
+        and env.num_envs == agent.n_runs
+        and env.n_arms == agent.n_arms
+        and agent.t == 0
+    )
+
+
+def _streams(seed: int | None, n_runs: int) -> np.ndarray:
+    """One splitmix64 seed per run: words of ``SeedSequence(seed)`` (fresh entropy for None)."""
+    return np.random.SeedSequence(seed).generate_state(n_runs, dtype=np.uint64)
+
+
+def _runner(env: Any, agent: Any, loop: Any, *params: Any) -> Run:
+    """``run(total_steps, checkpoints, seed)`` for ``loop(means, *params, steps, env_seeds,
+    agent_seeds, out)``: resets the env with ``seed`` (its means, drawn per run when it has no
+    fixed ones) and returns the regret at the checkpoints, as ``learn`` does."""
+
+    def run(total_steps: int, checkpoints: np.ndarray, seed: int | None) -> np.ndarray:
+        total_steps = check_positive_int("total_steps", total_steps)
+        if total_steps > env.horizon:
+            raise ConfigError(
+                f"total_steps={total_steps} is beyond the env's horizon {env.horizon} (one "
+                f"episode per run); make the env with horizon={total_steps} or learn for at "
+                f"most {env.horizon}"
+            )
+        steps, column = _check_checkpoints(checkpoints, total_steps)
+        env.reset(seed=seed)
+        means = np.ascontiguousarray(env.means, dtype=np.float64)
+        out = np.zeros((env.num_envs, steps.size))
+        loop(
+            means,
+            *params,
+            steps,
+            _streams(seed, env.num_envs),
+            _streams(agent.seed, env.num_envs),
+            out,
+        )
+        return out[:, column]
+
+    return run
+
+
+def _env_noise(env: Any) -> tuple[bool, float]:
+    gaussian = type(env) is GaussianBanditVec
+    return gaussian, float(env.sigma) if gaussian else 0.0
+
+
+def fuse_ucb1(env: Any, agent: UCB1, metric: str) -> Run | None:
+    """UCB1 on a Bernoulli or Gaussian bandit."""
+    if not _fusable_env(env, agent, metric):
+        return None
+    return _runner(env, agent, ucb1_loop, *_env_noise(env), float(agent.alpha))
+
+
+def fuse_kl_ucb(env: Any, agent: KLUCB, metric: str) -> Run | None:
+    """KL-UCB on a Bernoulli bandit (the agent refuses other reward families)."""
+    if not _fusable_env(env, agent, metric) or type(env) is not BernoulliBanditVec:
+        return None
+    return _runner(env, agent, kl_ucb_loop, float(agent.c), float(agent.tol))
+
+
+def fuse_thompson(env: Any, agent: ThompsonSampling, metric: str) -> Run | None:
+    """Thompson sampling: Beta prior on a Bernoulli bandit, Gaussian prior on either."""
+    if not _fusable_env(env, agent, metric):
+        return None
+    if agent.prior == "beta":
+        if type(env) is not BernoulliBanditVec:
+            return None
+        return _runner(env, agent, thompson_beta_loop)
+    return _runner(env, agent, thompson_gaussian_loop, *_env_noise(env), float(agent.sigma))
+
+
+register(UCB1, fuse_ucb1)
+register(KLUCB, fuse_kl_ucb)
+register(ThompsonSampling, fuse_thompson)

@@ -1,0 +1,194 @@
+"""Fused regret loops: same distribution as the step path, deterministic, chosen and recorded
+by studies (``path``), refused where they cannot run, and never mixed in one folder."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numba
+import numpy as np
+import pytest
+
+from feedbackgym.agents import AGENTS
+from feedbackgym.agents import _fused_bandits as fb
+from feedbackgym.errors import ConfigError
+from feedbackgym.studies import RegretStudy, run_study
+from feedbackgym.studies.fused import fused_agents, fused_run
+from feedbackgym.studies.regret import make_env
+
+MEANS = [0.7, 0.5, 0.4]
+BERNOULLI = "feedbackgym/BernoulliBandit-v0"
+GAUSSIAN = "feedbackgym/GaussianBandit-v0"
+
+
+def final_regret(env_id, agent, path, runs, horizon, seed=1, env_kwargs=None, **params):
+    """Regret per run at T and T // 4, by the fused loop or by ``learn``."""
+    env = make_env(env_id, runs, env_kwargs or {"means": MEANS}, horizon)
+    learner = AGENTS.get(agent).from_env(env, seed + 100, **params)
+    checkpoints = np.array([horizon // 4, horizon])
+    if path == "steps":
+        return learner.learn(env, horizon, checkpoints, seed=seed)
+    env.reset(seed=seed)
+    run = fused_run(env, learner, "regret")
+    assert run is not None
+    return run(horizon, checkpoints, seed)
+
+
+CASES = [
+    (BERNOULLI, "ucb1", {}),
+    (BERNOULLI, "kl-ucb", {}),
+    (BERNOULLI, "thompson", {}),
+    (BERNOULLI, "thompson", {"prior": "gaussian"}),
+    (GAUSSIAN, "ucb1", {"alpha": 1.0}),
+    (GAUSSIAN, "thompson", {}),
+]
+
+
+@pytest.mark.parametrize(("env_id", "agent", "params"), CASES)
+def test_fused_and_step_paths_agree_in_distribution(env_id, agent, params):
+    runs, horizon = 600, 300
+    fused = final_regret(env_id, agent, "fused", runs, horizon, **params)
+    steps = final_regret(env_id, agent, "steps", runs, horizon, **params)
+    for col in range(2):  # at T / 4 and at T
+        a, b = fused[:, col], steps[:, col]
+        z = (a.mean() - b.mean()) / math.hypot(a.std(ddof=1), b.std(ddof=1)) * math.sqrt(runs)
+        assert abs(z) < 4.0, (agent, col, a.mean(), b.mean(), z)
+
+
+def test_thompson_pruning_keeps_the_choice_distribution_early_and_late():
+    """Many short runs: the pruned Beta sampler's choices match the full sampler's, measured by
+    the regret's mean and spread and by how often the best arm was pulled at all."""
+    runs, horizon = 3000, 120
+    fused = final_regret(BERNOULLI, "thompson", "fused", runs, horizon)[:, 1]
+    steps = final_regret(BERNOULLI, "thompson", "steps", runs, horizon)[:, 1]
+    z = (fused.mean() - steps.mean()) / math.hypot(fused.std(), steps.std()) * math.sqrt(runs)
+    assert abs(z) < 4.0
+    assert fused.std() == pytest.approx(steps.std(), rel=0.15)
+
+
+def test_beta_tail_probability_and_tail_sampler_are_exact():
+    special = pytest.importorskip("scipy.special")
+    stats = pytest.importorskip("scipy.stats")
+    for a, b, x in [(1.0, 1.0, 0.3), (3.0, 40.0, 0.2), (500.0, 60.0, 0.9), (2000.0, 9.0, 0.997)]:
+        want = special.betainc(b, a, 1.0 - x)  # P(X > x)
+        assert fb.beta_upper_tail(x, a, b) == pytest.approx(want, rel=1e-9)
+    a, b, q = 30.0, 12.0, 0.8
+    state = np.array([7, 8], dtype=np.uint64)
+    draws = np.array([fb._beta_above(state, a, b, q) for _ in range(4000)])
+    assert draws.min() > q
+    above = stats.beta(a, b).sf(q)
+
+    def conditional_cdf(x):
+        return 1.0 - stats.beta(a, b).sf(x) / above
+
+    assert stats.kstest(draws, conditional_cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(("env_id", "agent", "params"), CASES)
+def test_every_fused_pair_is_deterministic_and_thread_independent(env_id, agent, params):
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = final_regret(env_id, agent, "fused", 7, 200, **params)
+        again = final_regret(env_id, agent, "fused", 7, 200, **params)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = final_regret(env_id, agent, "fused", 7, 200, **params)
+    finally:
+        numba.set_num_threads(before)
+    other = final_regret(env_id, agent, "fused", 7, 200, seed=2, **params)
+    np.testing.assert_array_equal(one, again)
+    np.testing.assert_array_equal(one, many)
+    assert not np.array_equal(one, other)
+
+
+def test_what_cannot_be_fused_returns_none():
+    env = make_env("feedbackgym/SwitchingCostBandit-v0", 2, {"means": MEANS}, 50)
+    env.reset(seed=0)
+    assert fused_run(env, AGENTS.get("ucb1").from_env(env, 0), "regret") is None
+    env = make_env(BERNOULLI, 2, {"means": MEANS}, 50)
+    env.reset(seed=0)
+    assert fused_run(env, AGENTS.get("exp3").from_env(env, 0), "regret") is None
+    assert fused_run(env, AGENTS.get("ucb1").from_env(env, 0), "other") is None
+    assert {"ucb1", "kl-ucb", "thompson"} <= set(fused_agents())
+
+
+def study(**overrides) -> RegretStudy:
+    config = dict(
+        env=BERNOULLI,
+        env_kwargs={"means": MEANS},
+        agents=["ucb1", "exp3"],
+        horizon=100,
+        runs=6,
+        seed=3,
+        runs_per_cell=3,
+    )
+    config.update(overrides)
+    return RegretStudy(**config)
+
+
+def test_config_json_records_the_path_of_each_agent_and_auto_picks_fused(tmp_path):
+    run_study(study(), tmp_path / "auto", progress=False)
+    config = json.loads((tmp_path / "auto" / "config.json").read_text())
+    assert config["path"] == "auto" and config["paths"] == {"ucb1": "fused", "exp3": "steps"}
+    run_study(study(path="steps"), tmp_path / "steps", progress=False)
+    config = json.loads((tmp_path / "steps" / "config.json").read_text())
+    assert config["paths"] == {"ucb1": "steps", "exp3": "steps"}
+    delayed = study(agents=["ucb1"], delay="fixed:5")
+    run_study(delayed, tmp_path / "delayed", progress=False)
+    assert delayed.paths == {"ucb1": "steps"}
+    zero = study(agents=["ucb1"], delay="fixed:0")  # a zero delay is no delay: fused
+    run_study(zero, tmp_path / "zero", progress=False)
+    assert zero.paths == {"ucb1": "fused"}
+
+
+def test_path_fused_on_what_cannot_be_fused_is_one_line_before_any_file(tmp_path):
+    with pytest.raises(ConfigError, match="--path fused: agent 'exp3' has no fused loop") as err:
+        run_study(study(path="fused"), tmp_path / "out", progress=False)
+    assert "\n" not in str(err.value) and not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="with --delay fixed:5"):
+        study(agents=["ucb1"], path="fused", delay="fixed:5").validate()
+    with pytest.raises(ConfigError, match="path must be one of auto, fused, steps, got 'fast'"):
+        study(path="fast").validate()
+
+
+def test_cli_path_fused_exits_2_and_a_bad_value_is_refused(cli, tmp_path):
+    args = ["regret", "--env", "feedbackgym/SwitchingCostBandit-v0", "--agents", "ucb1"]
+    args += ["--horizon", "50", "--runs", "2", "--no-progress"]
+    code, _, err = cli(*args, "--path", "fused", "--out", tmp_path / "a")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--path fused" in err
+    code, _, err = cli(*args, "--path", "fast", "--out", tmp_path / "b")
+    assert code == 2 and "invalid choice: 'fast'" in err and not (tmp_path / "b").exists()
+    code, out, _ = cli(*args[:2], BERNOULLI, *args[3:], "--path", "fused", "--out", tmp_path / "c")
+    assert code == 0
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["paths"] == {"ucb1": "fused"}
+
+
+def test_resuming_on_another_path_is_refused_and_auto_follows_the_folder(tmp_path):
+    run_study(study(path="steps"), tmp_path, progress=False)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="holds ucb1 cells run on the steps path, not fused"):
+        run_study(study(agents=["ucb1"], path="fused"), tmp_path, progress=False)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    resumed = study()  # auto: keeps to the folder's steps
+    run_study(resumed, tmp_path, progress=False)
+    assert resumed.paths["ucb1"] == "steps"
+    assert (tmp_path / "regret.csv").read_bytes() == before[tmp_path / "regret.csv"]
+
+    run_study(study(agents=["ucb1"]), tmp_path / "fused", progress=False)
+    with pytest.raises(ConfigError, match="run on the fused path, not steps; .* --path fused"):
+        run_study(study(agents=["ucb1"], path="steps"), tmp_path / "fused", progress=False)
+
+
+def test_a_folder_from_before_fused_loops_resumes_step_by_step(tmp_path):
+    run_study(study(path="steps"), tmp_path, progress=False)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["paths"], config["path"]  # as written before this option existed
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for cell in (tmp_path / "cells").glob("ucb1*"):
+        cell.unlink()
+    resumed = study()
+    run_study(resumed, tmp_path, progress=False)
+    assert resumed.paths == {"ucb1": "steps", "exp3": "steps"}
+    with pytest.raises(ConfigError, match="steps path, not fused"):
+        run_study(study(path="fused", agents=["ucb1"]), tmp_path, progress=False)

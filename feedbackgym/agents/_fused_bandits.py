@@ -4,7 +4,7 @@ A regret study of these agents on :class:`~feedbackgym.envs.bandits.BernoulliBan
 :class:`~feedbackgym.envs.bandits.GaussianBanditVec` (exactly those classes, no switching cost,
 regret metric ``regret``) runs here as one compiled loop per run: the env's reward draw, the
 agent's choice and update and the regret bookkeeping at the checkpoints, runs in parallel with
-``prange``. The fusers are registered with :func:`feedbackgym.studies.fused.register`; anything
+``prange``. The fusers are registered with :func:`feedbackgym.agents.fused.register`; anything
 else (other envs, wrappers, delays, other agents or a trained agent) returns None and takes the
 step-by-step path, :meth:`~feedbackgym.agents.base.BanditAgent.learn`, which stays the
 reference.
@@ -61,7 +61,7 @@ from feedbackgym.agents.bandits import KLUCB, UCB1, ThompsonSampling
 from feedbackgym.agents.base import _check_checkpoints
 from feedbackgym.envs.bandits import BernoulliBanditVec, GaussianBanditVec
 from feedbackgym.errors import ConfigError, check_positive_int
-from feedbackgym.studies.fused import Run, register
+from feedbackgym.agents.fused import Run, register
 
 #: Thompson sampling's thresholds: THRESHOLD_SD posterior sds under the leader's posterior mean.
 THRESHOLD_SD = 3.0

@@ -76,7 +76,7 @@ from feedbackgym.agents.base import _check_checkpoints, env_horizon
 from feedbackgym.agents.dueling import RMED1, RUCB, DoubleThompsonSampling, MergeRUCB
 from feedbackgym.envs.dueling import CONDORCET_METRICS, DuelingBanditVec
 from feedbackgym.errors import ConfigError, check_positive_int
-from feedbackgym.studies.fused import register
+from feedbackgym.agents.fused import register
 
 Run = Callable[[int, np.ndarray, int], np.ndarray]
 

@@ -34,7 +34,7 @@ from feedbackgym.feedback.delayed_bandit import (
     parse_delay,
 )
 from feedbackgym.registry import check_kwargs
-from feedbackgym.studies.fused import PATHS, fused_agents, fused_run
+from feedbackgym.agents.fused import PATHS, fused_agents, fused_run
 
 #: Fields that fix the numbers of a cell; a DIR holding a study with other values is refused.
 STUDY_KEY = (
@@ -71,7 +71,7 @@ class RegretStudy:
         ``batched:500``): every run's feedback reaches its agent that late
         (:class:`~feedbackgym.feedback.delayed_bandit.DelayedFeedbackEnv`); None: no delay.
     :param path: how cells run: ``"fused"``, the whole horizon in one compiled loop
-        (:mod:`feedbackgym.studies.fused`; a ConfigError from :meth:`validate` when an agent has
+        (:mod:`feedbackgym.agents.fused`; a ConfigError from :meth:`validate` when an agent has
         none for this env), ``"steps"``, the step-by-step ``learn`` loop, or ``"auto"``, fused
         where the env and agent allow it. The two paths agree in distribution, not number by
         number; :meth:`validate` fills ``paths``, the path each agent takes.

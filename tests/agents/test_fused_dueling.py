@@ -15,7 +15,7 @@ from feedbackgym.agents import _fused_dueling as fused
 from feedbackgym.agents import make_agent
 from feedbackgym.envs.dueling import DuelingBanditVec, MultiDuelingBanditVec
 from feedbackgym.errors import ConfigError
-from feedbackgym.studies.fused import fused_run
+from feedbackgym.agents.fused import fused_run
 
 ENV = "feedbackgym/DuelingBandit-v0"
 AGENTS = ["rucb", "rmed1", "dts", "merge-rucb"]

@@ -14,7 +14,7 @@ from feedbackgym.agents import AGENTS
 from feedbackgym.agents import _fused_bandits as fb
 from feedbackgym.errors import ConfigError
 from feedbackgym.studies import RegretStudy, run_study
-from feedbackgym.studies.fused import fused_agents, fused_run
+from feedbackgym.agents.fused import fused_agents, fused_run
 from feedbackgym.studies.regret import make_env
 
 MEANS = [0.7, 0.5, 0.4]

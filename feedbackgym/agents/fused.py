@@ -28,8 +28,8 @@ Fuser = Callable[[Any, Any, str], Run | None]
 PATHS = ("auto", "fused", "steps")
 
 _FUSERS: dict[type, Fuser] = {}
-#: Modules whose import registers fusers; loaded on first use (they import the agents, which
-#: must not import this module's users back). A module not there yet is skipped.
+#: Modules whose import registers fusers; loaded on first use (they import the agent classes,
+#: so importing them here at the top would be circular).
 KERNEL_MODULES = ("feedbackgym.agents._fused_bandits", "feedbackgym.agents._fused_dueling")
 _loaded = False
 
@@ -40,11 +40,7 @@ def _load() -> None:
         return
     _loaded = True
     for module in KERNEL_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def register(agent_class: type, fuser: Fuser) -> None:

@@ -28,17 +28,19 @@ Where the fused loops deviate from the step path (besides the streams):
   other arm's upper bound: then the leader is the argmax without computing its index. The choice is
   the exact argmax either way; indices are computed to ``tol`` as on the step path, so only
   arms within ``tol`` of each other may be ordered differently.
-- Thompson sampling with a Beta prior (Thompson 1933; Agrawal & Goyal 2012) draws the leader's
-  theta (largest posterior mean) and then, for every other arm k, decides with one uniform
-  whether theta_k falls below a threshold q_k (posterior mean + 2 sd), whose probability
-  ``P(theta_k <= q_k)`` is computed by the regularised incomplete beta function each time arm
-  k's posterior has changed. If it falls below and q_k is under the largest theta so far, arm k
-  cannot win and theta_k is never drawn; otherwise it is drawn from Beta conditioned on the side
-  it fell on (the lower side by rejection from full Beta draws, the upper tail by rejection
-  from the exponential tangent to the log-concave density at q_k). This is exact Thompson
-  sampling: each theta_k has its Beta law, and the choice has the step path's distribution, up
-  to the float precision of the incomplete beta (about 1e-10 relative for posteriors of 10^5
-  pulls). With a Gaussian prior every theta is drawn (ziggurat normals).
+- Thompson sampling with a Beta prior (Thompson 1933; Agrawal & Goyal 2012) never draws a theta
+  that cannot win. Every arm k but the leader (largest posterior mean) has a threshold q_k
+  (``THRESHOLD_SD`` posterior sds under the leader's mean) and the exact probability
+  ``P(theta_k > q_k)`` (the regularised incomplete beta), recomputed when its posterior or the
+  leader changes; the leader's ``P(theta_lead <= max_k q_k)`` is bounded for a few of its
+  failures ahead and its events thinned. The steps at which some theta crosses its threshold
+  are drawn ahead as geometric waiting times; until the next one the leader wins without a
+  draw, and at one the thetas that can win are drawn from Beta conditioned on the side they
+  fell on (rejection from full Beta draws, or from the exponential tangent to the log-concave
+  density at the threshold for a tail). This is exact Thompson sampling: each theta_k has its
+  Beta law and the choice has the step path's distribution, up to the float precision of the
+  incomplete beta (about 1e-10 relative for posteriors of 10^5 pulls). With a Gaussian prior
+  every theta is drawn (ziggurat normals).
 """
 
 from __future__ import annotations
@@ -272,18 +274,27 @@ def _beta_cf(a: float, b: float, x: float) -> float:
 
 
 @njit(cache=True, error_model="numpy")
-def beta_upper_tail(x: float, a: float, b: float) -> float:
-    """P(X > x) for X ~ Beta(a, b): 1 - I_x(a, b), the regularised incomplete beta."""
+def beta_tails(x: float, a: float, b: float) -> tuple[float, float]:
+    """``(P(X <= x), P(X > x))`` for X ~ Beta(a, b): the regularised incomplete beta I_x(a, b)
+    and its complement, the smaller one from the continued fraction (no cancellation)."""
     if x <= 0.0:
-        return 1.0
+        return 0.0, 1.0
     if x >= 1.0:
-        return 0.0
+        return 1.0, 0.0
     log_front = (
         math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
     )
     if x < (a + 1.0) / (a + b + 2.0):
-        return 1.0 - math.exp(log_front) * _beta_cf(a, b, x) / a
-    return math.exp(log_front) * _beta_cf(b, a, 1.0 - x) / b
+        lower = math.exp(log_front) * _beta_cf(a, b, x) / a
+        return lower, 1.0 - lower
+    upper = math.exp(log_front) * _beta_cf(b, a, 1.0 - x) / b
+    return 1.0 - upper, upper
+
+
+@njit(cache=True, error_model="numpy")
+def beta_upper_tail(x: float, a: float, b: float) -> float:
+    """P(X > x) for X ~ Beta(a, b): 1 - I_x(a, b), the regularised incomplete beta."""
+    return beta_tails(x, a, b)[1]
 
 
 @njit(cache=True, error_model="numpy")
@@ -321,18 +332,23 @@ def _beta_above(state: np.ndarray, a: float, b: float, q: float) -> float:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _threshold(a: float, b: float, lead_a: float, lead_b: float) -> tuple[float, float]:
-    """(q, P(theta > q)) for theta ~ Beta(a, b), q placed THRESHOLD_SD posterior sds under the
-    leader's Beta(lead_a, lead_b) mean, where the leader's theta almost always is; an arm whose
-    theta would exceed q more often than not gets q = 1 (always drawn)."""
+def _reference(lead_a: float, lead_b: float) -> float:
+    """The threshold of every arm but the leader: THRESHOLD_SD posterior sds under the leader's
+    Beta(lead_a, lead_b) mean, where the leader's theta almost always is."""
     total = lead_a + lead_b
-    q = lead_a / total - THRESHOLD_SD * math.sqrt(lead_a * lead_b / (total * total * (total + 1.0)))
-    if q <= 0.0:
+    return lead_a / total - THRESHOLD_SD * math.sqrt(lead_a * lead_b / (total * total * (total + 1.0)))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _threshold(a: float, b: float, reference: float) -> tuple[float, float]:
+    """(q, P(theta > q)) for theta ~ Beta(a, b): q is the reference, or 1 (always drawn) for an
+    arm whose theta would exceed it more often than not (or a reference <= 0)."""
+    if reference <= 0.0:
         return 1.0, 0.0
-    tail = beta_upper_tail(q, a, b)
+    tail = beta_tails(reference, a, b)[1]
     if tail > 0.5:
         return 1.0, 0.0
-    return q, tail
+    return reference, tail
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -346,6 +362,65 @@ def _geometric(state: np.ndarray, p: float, cap: int) -> int:
     return cap if g >= cap else int(g)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _draw(
+    state: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    ready: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    k: int,
+) -> float:
+    """theta_k ~ Beta(a_k, b_k), the gamma constants set first when arm k's posterior moved."""
+    if not ready[k]:
+        set_gamma_constants(alpha, 0, k, a[k])
+        set_gamma_constants(beta, 0, k, b[k])
+        ready[k] = True
+    return _beta(state, alpha, beta, k)
+
+
+@njit(cache=True, error_model="numpy")
+def _beta_side(
+    state: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    ready: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    k: int,
+    x: float,
+    below: bool,
+    p_below: float,
+) -> float:
+    """theta_k ~ Beta(a_k, b_k) conditioned on theta_k <= x (``below``) or > x, where
+    ``p_below`` = P(theta_k <= x): by rejection from full draws when the side holds at least
+    half the mass, else from the tail sampler (the lower tail as the mirror of an upper one)."""
+    if below:
+        if p_below < 0.5:
+            return 1.0 - _beta_above(state, b[k], a[k], 1.0 - x)
+        theta = _draw(state, alpha, beta, ready, a, b, k)
+        while theta > x:
+            theta = _draw(state, alpha, beta, ready, a, b, k)
+        return theta
+    if p_below > 0.5:
+        return _beta_above(state, a[k], b[k], x)
+    theta = _draw(state, alpha, beta, ready, a, b, k)
+    while theta <= x:
+        theta = _draw(state, alpha, beta, ready, a, b, k)
+    return theta
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _argmax(values: np.ndarray) -> int:
+    """The first index of the largest value (the step path's tie rule)."""
+    best = 0
+    for k in range(1, values.size):
+        if values[k] > values[best]:
+            best = k
+    return best
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def thompson_beta_loop(
     means: np.ndarray,
@@ -357,11 +432,17 @@ def thompson_beta_loop(
     """Beta-Bernoulli Thompson sampling (Thompson 1933; Agrawal & Goyal 2012), exact, drawing
     only the thetas that can win (see the module doc).
 
-    Arm k's "theta_k > q_k" events are i.i.d. Bernoulli(tail_k) over the steps while q_k and
-    its posterior stay as they are, so the step of the next one is drawn ahead, as a geometric
-    waiting time (``event[k]``), and is drawn afresh whenever tail_k changes: in the other steps
-    theta_k <= q_k, and an arm whose q_k is under the leader's theta costs one comparison.
-    Thresholds are recomputed for an arm after it is pulled and for all arms at steps 2^j.
+    Every other arm k has a threshold q_k and ``tail_k = P(theta_k > q_k)``; its "theta_k >
+    q_k" events are i.i.d. Bernoulli(tail_k) over the steps while q_k and its posterior stay
+    as they are, so the step of the next one is drawn ahead as a geometric waiting time
+    (``event[k]``). The leader's "theta_lead <= ell" events (``ell``: the largest q_k) are
+    thinned: candidates come at rate ``pbar``, a bound on their probability that holds until
+    the leader has failed ``budget`` more times (Beta is stochastically increasing in a and
+    decreasing in b), and a candidate is an event with probability P(theta_lead <= ell) / pbar.
+    Until the next event of any kind, every theta_k <= q_k <= ell < theta_lead: the leader is
+    pulled and no theta is drawn. Every non-leader's threshold is one reference (unless it is
+    always drawn), set from the leader's posterior when the leader changes, when it has fallen
+    close to the reference and at steps 2^j; an arm's tail is recomputed after it is pulled.
     """
     n_runs, n_arms = means.shape
     horizon = steps[-1]
@@ -374,55 +455,116 @@ def thompson_beta_loop(
         b = np.ones(n_arms)
         alpha = np.empty((1, n_arms, 2))  # gamma constants of a and b, as the step path
         beta = np.empty((1, n_arms, 2))
-        for k in range(n_arms):
-            set_gamma_constants(alpha, 0, k, 1.0)
-            set_gamma_constants(beta, 0, k, 1.0)
+        ready = np.zeros(n_arms, dtype=np.bool_)
         post = np.full(n_arms, 0.5)  # posterior means
         q = np.ones(n_arms)
         tail = np.zeros(n_arms)  # P(theta_k > q_k)
         event = np.zeros(n_arms, dtype=np.int64)  # next step at which theta_k > q_k
         stale = np.ones(n_arms, dtype=np.bool_)
+        any_stale = True
+        lead = 0
+        reference = 0.0  # the non-leaders' threshold, set from the leader's posterior
+        renew = True  # set the reference anew and every threshold with it
+        lead_stale = True
+        ell, pbar, budget, cand = 1.0, 1.0, 0, 0  # the leader's thinned "theta <= ell" events
+        next_any = 0  # the first step with an event of any arm
         refresh = 1
         regret = 0.0
         cp = 0
         for t in range(horizon):
             if t == refresh:
-                stale[:] = True
+                renew = True
                 refresh *= 2
-            lead = 0
-            for k in range(1, n_arms):
-                if post[k] > post[lead]:
-                    lead = k
-            top = _beta(state, alpha, beta, lead)
-            arm = lead
-            for k in range(n_arms):
-                if k == lead:
+            for attempt in range(2):
+                if renew:
+                    reference = _reference(a[lead], b[lead])
+                    stale[:] = True
+                    any_stale = True
+                    renew = False
+                if any_stale:
+                    for k in range(n_arms):
+                        if stale[k]:
+                            stale[k] = False
+                            if k != lead:
+                                was = q[k]
+                                q[k], tail[k] = _threshold(a[k], b[k], reference)
+                                event[k] = t - 1 + _geometric(state, tail[k], never)
+                                next_any = min(next_any, event[k])
+                                lead_stale = lead_stale or q[k] != was  # ell may move
+                    any_stale = False
+                if not lead_stale:
+                    break
+                ell = 0.0
+                for k in range(n_arms):
+                    if k != lead and q[k] > ell:
+                        ell = q[k]
+                budget = 1 + int(0.5 * math.sqrt(a[lead] * b[lead] / (a[lead] + b[lead])))
+                pbar = beta_tails(ell, a[lead], b[lead] + budget)[0]
+                if attempt == 0 and ell < 1.0 and pbar > 0.05:
+                    renew = True  # the leader fell towards the thresholds set under it before
                     continue
-                if stale[k]:
-                    q[k], tail[k] = _threshold(a[k], b[k], a[lead], b[lead])
-                    event[k] = t - 1 + _geometric(state, tail[k], never)
-                    stale[k] = False
-                if event[k] == t:
-                    theta = _beta_above(state, a[k], b[k], q[k])
-                    event[k] = t + _geometric(state, tail[k], never)
-                elif q[k] <= top:
-                    continue  # theta_k <= q_k <= top: arm k cannot win, no need to draw it
+                lead_stale = False
+                cand = t - 1 + _geometric(state, pbar, never)
+                next_any = cand
+                for k in range(n_arms):
+                    if k != lead and event[k] < next_any:
+                        next_any = event[k]
+                break
+            arm = lead  # until the next event: every theta_k <= q_k <= ell < theta_lead
+            if t >= next_any:
+                if ell >= 1.0:  # theta_lead <= ell always: no condition
+                    cand = t + 1
+                    top = _draw(state, alpha, beta, ready, a, b, lead)
                 else:
-                    theta = _beta(state, alpha, beta, k)
-                    while theta > q[k]:
-                        theta = _beta(state, alpha, beta, k)
-                if theta > top:
-                    top = theta
-                    arm = k
+                    p = 0.0 if pbar <= 0.5 else beta_tails(ell, a[lead], b[lead])[0]
+                    below = False
+                    if cand == t:
+                        if pbar <= 0.5:
+                            p = beta_tails(ell, a[lead], b[lead])[0]
+                        below = _uniform(state, _AGENT) * pbar < p
+                        cand = t + _geometric(state, pbar, never)
+                    top = _beta_side(state, alpha, beta, ready, a, b, lead, ell, below, p)
+                next_any = cand
+                for k in range(n_arms):
+                    if k == lead:
+                        continue
+                    if event[k] == t:
+                        theta = _beta_above(state, a[k], b[k], q[k])
+                        event[k] = t + _geometric(state, tail[k], never)
+                    elif q[k] <= top:
+                        theta = -1.0  # theta_k <= q_k <= top: arm k cannot win, not drawn
+                    else:  # P(theta_k <= q_k) = 1 - tail_k >= 1/2
+                        theta = _beta_side(state, alpha, beta, ready, a, b, k, q[k], True, 1.0)
+                    if theta > top:
+                        top = theta
+                        arm = k
+                    if event[k] < next_any:
+                        next_any = event[k]
             if _uniform(state, _ENV) < mu[arm]:
                 a[arm] += 1.0
-                set_gamma_constants(alpha, 0, arm, a[arm])
+                failed = False
             else:
                 b[arm] += 1.0
-                set_gamma_constants(beta, 0, arm, b[arm])
+                failed = True
+            ready[arm] = False
             post[arm] = a[arm] / (a[arm] + b[arm])
-            stale[arm] = True
             regret += gap[arm]
+            if arm == lead:
+                if failed:  # the leader's mean fell: maybe another arm leads; the bound holds
+                    budget -= 1  # for ``budget`` failures
+                    new = _argmax(post)
+                    if new != lead:
+                        lead = new
+                        renew = True
+                    elif budget < 0:
+                        lead_stale = True
+            else:
+                stale[arm] = True
+                any_stale = True
+                new = _argmax(post)
+                if new != lead:
+                    lead = new
+                    renew = True
             if t + 1 == steps[cp]:
                 out[n, cp] = regret
                 cp = min(cp + 1, steps.size - 1)

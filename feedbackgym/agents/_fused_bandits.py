@@ -20,7 +20,10 @@ Where the fused loops deviate from the step path (besides the streams):
 
 - UCB1 (Auer, Cesa-Bianchi & Fischer 2002) computes its index as ``mean + sqrt(alpha log t) *
   sqrt(1 / n)``, whose last bit may differ from ``mean + sqrt(alpha log t / n)``: equal (mean,
-  n) pairs still tie exactly (lowest arm first), as on the step path.
+  n) pairs still tie exactly (lowest arm first), as on the step path. It keeps the argmax of
+  the arms not pulled last, which stays put until the bonus reaches the next crossing of two
+  indices (``_ucb1_others``), so a step compares two indices instead of K; indices within
+  float rounding of a crossing may be ordered differently from a full scan.
 - KL-UCB (Garivier & Cappé 2011) uses the step kernel's Newton solver and bounds
   (``_kernels._kl_ucb_exact``, ``_kl_ucb_bound``, the tangent bound of an arm's cached index,
   kept here for arms with mean 0 too) and, before any Newton step, checks whether a lower
@@ -128,27 +131,58 @@ def ucb1_loop(
         width = np.zeros(n_arms)  # sqrt(1 / n_k)
         regret = 0.0
         cp = 0
+        last = 0  # the arm pulled at the step before
+        left_out = -1  # the arm the cached argmax leaves out
+        other = 0  # the first argmax of every other arm's index, for as long as bonus < until
+        until = -1.0
         for t in range(horizon):  # t: updates so far, as the agent's own t
             if t < n_arms:
                 arm = t
             else:
                 bonus = scale[t]
-                arm = 0
-                best = -np.inf
-                for k in range(n_arms):
-                    index = mean[k] + bonus * width[k]
-                    if index > best:
-                        best = index
-                        arm = k
+                if left_out != last or bonus >= until:
+                    left_out = last
+                    other, until = _ucb1_others(mean, width, bonus, left_out)
+                mine = mean[last] + bonus * width[last]
+                theirs = mean[other] + bonus * width[other]
+                arm = last if mine > theirs or (mine == theirs and last < other) else other
             r = _reward(state, mu[arm], gaussian, sigma)
             counts[arm] += 1
             sums[arm] += r
             mean[arm] = sums[arm] / counts[arm]
             width[arm] = width_of[counts[arm]]
             regret += gap[arm]
+            last = arm
             if t + 1 == steps[cp]:
                 out[n, cp] = regret
                 cp = min(cp + 1, steps.size - 1)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ucb1_others(
+    mean: np.ndarray, width: np.ndarray, bonus: float, left_out: int
+) -> tuple[int, float]:
+    """The first argmax of ``mean + bonus * width`` over every arm but ``left_out``, and the
+    bonus up to which it stays the argmax while those arms' counts stay as they are: an arm of
+    larger width overtakes it at bonus (m_other - m_k) / (w_k - w_other), the others never do.
+    Only the arm pulled last changes its (mean, width) from step to step, and the bonus grows
+    slowly, so UCB1 compares two indices per step and scans all K only when the pulled arm
+    changes or a crossing comes (a small margin before it, against float rounding)."""
+    other = -1
+    best = -np.inf
+    for k in range(mean.size):
+        if k != left_out:
+            index = mean[k] + bonus * width[k]
+            if index > best:
+                best = index
+                other = k
+    until = np.inf
+    for k in range(mean.size):
+        if k != left_out and k != other:
+            wider = width[k] - width[other]
+            if wider > 0.0:
+                until = min(until, (mean[other] - mean[k]) / wider)
+    return other, until - 1e-9 * abs(until)
 
 
 # ----- KL-UCB ------------------------------------------------------------------------------------

@@ -475,8 +475,8 @@ def thompson_beta_loop(
     decreasing in b), and a candidate is an event with probability P(theta_lead <= ell) / pbar.
     Until the next event of any kind, every theta_k <= q_k <= ell < theta_lead: the leader is
     pulled and no theta is drawn. Every non-leader's threshold is one reference (unless it is
-    always drawn), set from the leader's posterior when the leader changes, when it has fallen
-    close to the reference and at steps 2^j; an arm's tail is recomputed after it is pulled.
+    always drawn), set from the leader's posterior when the leader has fallen close to it and
+    at steps 2^j; an arm's tail is recomputed after it is pulled or stops leading.
     """
     n_runs, n_arms = means.shape
     horizon = steps[-1]
@@ -587,9 +587,11 @@ def thompson_beta_loop(
                 if failed:  # the leader's mean fell: maybe another arm leads; the bound holds
                     budget -= 1  # for ``budget`` failures
                     new = _argmax(post)
-                    if new != lead:
+                    if new != lead:  # the old leader is one of the others now; the
+                        stale[lead] = True  # reference stays (any threshold is exact)
+                        any_stale = True
                         lead = new
-                        renew = True
+                        lead_stale = True
                     elif budget < 0:
                         lead_stale = True
             else:
@@ -597,8 +599,9 @@ def thompson_beta_loop(
                 any_stale = True
                 new = _argmax(post)
                 if new != lead:
+                    stale[lead] = True
                     lead = new
-                    renew = True
+                    lead_stale = True
             if t + 1 == steps[cp]:
                 out[n, cp] = regret
                 cp = min(cp + 1, steps.size - 1)

@@ -50,8 +50,8 @@ from benchmarks.bench_dueling import (  # noqa: E402
     verdict,
 )
 from feedbackgym.agents import make_agent  # noqa: E402
-from feedbackgym.envs.dueling import utility_matrix  # noqa: E402
 from feedbackgym.agents.fused import fused_run  # noqa: E402
+from feedbackgym.envs.dueling import utility_matrix  # noqa: E402
 
 AGENTS = ["rucb", "rmed1", "dts", "merge-rucb"]
 METRIC = "regret_average"

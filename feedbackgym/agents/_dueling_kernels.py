@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from feedbackgym.agents._kernels import _gamma, _uniform, set_gamma_constants
+from feedbackgym.agents._kernels import _gamma, _uniform, beta_tails, set_gamma_constants
 
 _THIRD = 1.0 / 3.0
 
@@ -204,53 +204,9 @@ def rucb_choose(
 
 # ----- Double Thompson Sampling ----------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab = a + b
-    qap = a + 1.0
-    qam = a - 1.0
-    c = 1.0
-    d = 1.0 - qab * x / qap
-    if abs(d) < tiny:
-        d = tiny
-    d = 1.0 / d
-    h = d
-    for m in range(1, 10000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        if abs(d) < tiny:
-            d = tiny
-        c = 1.0 + aa / c
-        if abs(c) < tiny:
-            c = tiny
-        d = 1.0 / d
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        if abs(d) < tiny:
-            d = tiny
-        c = 1.0 + aa / c
-        if abs(c) < tiny:
-            c = tiny
-        d = 1.0 / d
-        step = d * c
-        h *= step
-        if abs(step - 1.0) < 1e-15:
-            break
-    return h
-
-
-@njit(cache=True, error_model="numpy")
 def beta_above_half(a: float, b: float) -> float:
-    """P(Beta(a, b) > 1/2) = I_{1/2}(b, a), the regularised incomplete beta function."""
-    x = 0.5
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + (a + b) * math.log(x))
-    # I_x(b, a) by the continued fraction on the side where it converges fast.
-    if x < (b + 1.0) / (a + b + 2.0):
-        return front * _betacf(b, a, x) / b
-    return 1.0 - front * _betacf(a, b, 1.0 - x) / a
+    """P(Beta(a, b) > 1/2), the regularised incomplete beta function."""
+    return beta_tails(0.5, a, b)[1]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

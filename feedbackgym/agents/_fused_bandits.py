@@ -60,19 +60,19 @@ from feedbackgym.agents._kernels import (
     _kl_ucb_exact,
     _normal,
     _uniform,
+    beta_tails,
     set_gamma_constants,
 )
 from feedbackgym.agents.bandits import KLUCB, UCB1, ThompsonSampling
 from feedbackgym.agents.base import _check_checkpoints
+from feedbackgym.agents.fused import Run, register
 from feedbackgym.envs.bandits import BernoulliBanditVec, GaussianBanditVec
 from feedbackgym.errors import ConfigError, check_positive_int
-from feedbackgym.agents.fused import Run, register
 
 #: Thompson sampling's thresholds: THRESHOLD_SD posterior sds under the leader's posterior mean.
 THRESHOLD_SD = 3.0
 _ENV, _AGENT = 0, 1  # the two streams of a run, in its local state array
 _EPS = 1e-15
-_TINY = 1e-300
 
 
 # ----- the env: a reward draw and the regret bookkeeping ---------------------------------------
@@ -279,59 +279,6 @@ def kl_ucb_loop(
 
 # ----- Thompson sampling -------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def _beta_cf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz; Numerical Recipes
-    6.4), converging fast for x < (a + 1) / (a + b + 2)."""
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c = 1.0
-    d = 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > _TINY else _TINY)
-    h = d
-    for m in range(1, 100_000):
-        m2 = 2.0 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _TINY else _TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _TINY else _TINY
-        step = d * c
-        h *= step
-        if abs(step - 1.0) < 1e-15:
-            break
-    return h
-
-
-@njit(cache=True, error_model="numpy")
-def beta_tails(x: float, a: float, b: float) -> tuple[float, float]:
-    """``(P(X <= x), P(X > x))`` for X ~ Beta(a, b): the regularised incomplete beta I_x(a, b)
-    and its complement, the smaller one from the continued fraction (no cancellation)."""
-    if x <= 0.0:
-        return 0.0, 1.0
-    if x >= 1.0:
-        return 1.0, 0.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1.0) / (a + b + 2.0):
-        lower = math.exp(log_front) * _beta_cf(a, b, x) / a
-        return lower, 1.0 - lower
-    upper = math.exp(log_front) * _beta_cf(b, a, 1.0 - x) / b
-    return 1.0 - upper, upper
-
-
-@njit(cache=True, error_model="numpy")
-def beta_upper_tail(x: float, a: float, b: float) -> float:
-    """P(X > x) for X ~ Beta(a, b): 1 - I_x(a, b), the regularised incomplete beta."""
-    return beta_tails(x, a, b)[1]
-
-
-@njit(cache=True, error_model="numpy")
 def _beta(state: np.ndarray, alpha: np.ndarray, beta: np.ndarray, k: int) -> float:
     """theta ~ Beta from the gamma constants ``alpha[0, k]``, ``beta[0, k]`` (as the step path)."""
     x = _gamma(state, _AGENT, alpha[0, k, 0], alpha[0, k, 1])
@@ -370,7 +317,9 @@ def _reference(lead_a: float, lead_b: float) -> float:
     """The threshold of every arm but the leader: THRESHOLD_SD posterior sds under the leader's
     Beta(lead_a, lead_b) mean, where the leader's theta almost always is."""
     total = lead_a + lead_b
-    return lead_a / total - THRESHOLD_SD * math.sqrt(lead_a * lead_b / (total * total * (total + 1.0)))
+    return lead_a / total - THRESHOLD_SD * math.sqrt(
+        lead_a * lead_b / (total * total * (total + 1.0))
+    )
 
 
 @njit(cache=True, error_model="numpy", inline="always")

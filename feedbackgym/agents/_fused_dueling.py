@@ -74,9 +74,9 @@ from feedbackgym.agents._dueling_kernels import (
 from feedbackgym.agents._kernels import _uniform
 from feedbackgym.agents.base import _check_checkpoints, env_horizon
 from feedbackgym.agents.dueling import RMED1, RUCB, DoubleThompsonSampling, MergeRUCB
+from feedbackgym.agents.fused import register
 from feedbackgym.envs.dueling import CONDORCET_METRICS, DuelingBanditVec
 from feedbackgym.errors import ConfigError, check_positive_int
-from feedbackgym.agents.fused import register
 
 Run = Callable[[int, np.ndarray, int], np.ndarray]
 

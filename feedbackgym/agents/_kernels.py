@@ -132,6 +132,57 @@ def beta_thompson_choose(
         out[n] = arg
 
 
+_CF_TINY = 1e-300
+
+
+@njit(cache=True, error_model="numpy")
+def _beta_cf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz; Numerical Recipes
+    6.4), converging fast for x < (a + 1) / (a + b + 2)."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > _CF_TINY else _CF_TINY)
+    h = d
+    for m in range(1, 100_000):
+        m2 = 2.0 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > _CF_TINY else _CF_TINY)
+        c = 1.0 + aa / c
+        c = c if abs(c) > _CF_TINY else _CF_TINY
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > _CF_TINY else _CF_TINY)
+        c = 1.0 + aa / c
+        c = c if abs(c) > _CF_TINY else _CF_TINY
+        step = d * c
+        h *= step
+        if abs(step - 1.0) < 1e-15:
+            break
+    return h
+
+
+@njit(cache=True, error_model="numpy")
+def beta_tails(x: float, a: float, b: float) -> tuple[float, float]:
+    """``(P(X <= x), P(X > x))`` for X ~ Beta(a, b): the regularised incomplete beta I_x(a, b)
+    and its complement, the one from the continued fraction on the side where it converges
+    fast (Numerical Recipes 6.4), the other as 1 minus it."""
+    if x <= 0.0:
+        return 0.0, 1.0
+    if x >= 1.0:
+        return 1.0, 0.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        lower = math.exp(log_front) * _beta_cf(a, b, x) / a
+        return lower, 1.0 - lower
+    upper = math.exp(log_front) * _beta_cf(b, a, 1.0 - x) / b
+    return 1.0 - upper, upper
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _kl_bernoulli(p: float, q: float) -> float:
     eps = 1e-15

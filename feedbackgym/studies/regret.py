@@ -25,6 +25,7 @@ import numpy as np
 import feedbackgym  # noqa: F401  (registers the envs, also in worker processes)
 from feedbackgym.agents import AGENTS
 from feedbackgym.agents.base import default_metric, env_horizon
+from feedbackgym.agents.fused import PATHS, fused_agents, fused_run
 from feedbackgym.envs import registered_ids
 from feedbackgym.errors import ConfigError, check_positive_int
 from feedbackgym.feedback.delayed_bandit import (
@@ -34,7 +35,6 @@ from feedbackgym.feedback.delayed_bandit import (
     parse_delay,
 )
 from feedbackgym.registry import check_kwargs
-from feedbackgym.agents.fused import PATHS, fused_agents, fused_run
 
 #: Fields that fix the numbers of a cell; a DIR holding a study with other values is refused.
 STUDY_KEY = (

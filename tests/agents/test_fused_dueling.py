@@ -13,9 +13,9 @@ import feedbackgym  # noqa: F401  (registers the envs)
 from feedbackgym.agents import _dueling_kernels as _k
 from feedbackgym.agents import _fused_dueling as fused
 from feedbackgym.agents import make_agent
+from feedbackgym.agents.fused import fused_run
 from feedbackgym.envs.dueling import DuelingBanditVec, MultiDuelingBanditVec
 from feedbackgym.errors import ConfigError
-from feedbackgym.agents.fused import fused_run
 
 ENV = "feedbackgym/DuelingBandit-v0"
 AGENTS = ["rucb", "rmed1", "dts", "merge-rucb"]

@@ -71,6 +71,8 @@ from feedbackgym.errors import ConfigError, check_positive_int
 
 #: Thompson sampling's thresholds: THRESHOLD_SD posterior sds under the leader's posterior mean.
 THRESHOLD_SD = 3.0
+#: ... and its first PLAIN_STEPS_PER_ARM * K steps draw every theta (thresholds would not pay).
+PLAIN_STEPS_PER_ARM = 30
 _ENV, _AGENT = 0, 1  # the two streams of a run, in its local state array
 _EPS = 1e-15
 
@@ -423,7 +425,9 @@ def thompson_beta_loop(
     the leader has failed ``budget`` more times (Beta is stochastically increasing in a and
     decreasing in b), and a candidate is an event with probability P(theta_lead <= ell) / pbar.
     Until the next event of any kind, every theta_k <= q_k <= ell < theta_lead: the leader is
-    pulled and no theta is drawn. Every non-leader's threshold is one reference (unless it is
+    pulled and no theta is drawn. The first ``PLAIN_STEPS_PER_ARM * K`` steps draw every theta
+    (plain Thompson sampling: with wide posteriors the thresholds would not pay for
+    themselves). Every non-leader's threshold is one reference (unless it is
     always drawn), set from the leader's posterior when the leader has fallen close to it and
     at steps 2^j; an arm's tail is recomputed after it is pulled or stops leading.
     """
@@ -452,77 +456,90 @@ def thompson_beta_loop(
         ell, pbar, budget, cand = 1.0, 1.0, 0, 0  # the leader's thinned "theta <= ell" events
         next_any = 0  # the first step with an event of any arm
         refresh = 1
+        plain = PLAIN_STEPS_PER_ARM * n_arms
         regret = 0.0
         cp = 0
         for t in range(horizon):
-            if t == refresh:
-                renew = True
-                refresh *= 2
-            for attempt in range(2):
-                if renew:
-                    reference = _reference(a[lead], b[lead])
-                    stale[:] = True
-                    any_stale = True
-                    renew = False
-                if any_stale:
-                    for k in range(n_arms):
-                        if stale[k]:
-                            stale[k] = False
-                            if k != lead:
-                                was = q[k]
-                                q[k], tail[k] = _threshold(a[k], b[k], reference)
-                                event[k] = t - 1 + _geometric(state, tail[k], never)
-                                next_any = min(next_any, event[k])
-                                lead_stale = lead_stale or q[k] != was  # ell may move
-                    any_stale = False
-                if not lead_stale:
-                    break
-                ell = 0.0
+            if t < plain:  # wide posteriors: every theta can win, so all are drawn
+                arm = 0
+                top = -1.0
                 for k in range(n_arms):
-                    if k != lead and q[k] > ell:
-                        ell = q[k]
-                budget = 1 + int(0.5 * math.sqrt(a[lead] * b[lead] / (a[lead] + b[lead])))
-                pbar = beta_tails(ell, a[lead], b[lead] + budget)[0]
-                if attempt == 0 and ell < 1.0 and pbar > 0.05:
-                    renew = True  # the leader fell towards the thresholds set under it before
-                    continue
-                lead_stale = False
-                cand = t - 1 + _geometric(state, pbar, never)
-                next_any = cand
-                for k in range(n_arms):
-                    if k != lead and event[k] < next_any:
-                        next_any = event[k]
-                break
-            arm = lead  # until the next event: every theta_k <= q_k <= ell < theta_lead
-            if t >= next_any:
-                if ell >= 1.0:  # theta_lead <= ell always: no condition
-                    cand = t + 1
-                    top = _draw(state, alpha, beta, ready, a, b, lead)
-                else:
-                    p = 0.0 if pbar <= 0.5 else beta_tails(ell, a[lead], b[lead])[0]
-                    below = False
-                    if cand == t:
-                        if pbar <= 0.5:
-                            p = beta_tails(ell, a[lead], b[lead])[0]
-                        below = _uniform(state, _AGENT) * pbar < p
-                        cand = t + _geometric(state, pbar, never)
-                    top = _beta_side(state, alpha, beta, ready, a, b, lead, ell, below, p)
-                next_any = cand
-                for k in range(n_arms):
-                    if k == lead:
-                        continue
-                    if event[k] == t:
-                        theta = _beta_above(state, a[k], b[k], q[k])
-                        event[k] = t + _geometric(state, tail[k], never)
-                    elif q[k] <= top:
-                        theta = -1.0  # theta_k <= q_k <= top: arm k cannot win, not drawn
-                    else:  # P(theta_k <= q_k) = 1 - tail_k >= 1/2
-                        theta = _beta_side(state, alpha, beta, ready, a, b, k, q[k], True, 1.0)
+                    theta = _draw(state, alpha, beta, ready, a, b, k)
                     if theta > top:
                         top = theta
                         arm = k
-                    if event[k] < next_any:
-                        next_any = event[k]
+            else:
+                if t == plain:
+                    lead = _argmax(post)
+                    refresh = 2 * max(plain, 1)
+                if t == refresh:
+                    renew = True
+                    refresh *= 2
+                for attempt in range(2):
+                    if renew:
+                        reference = _reference(a[lead], b[lead])
+                        stale[:] = True
+                        any_stale = True
+                        renew = False
+                    if any_stale:
+                        for k in range(n_arms):
+                            if stale[k]:
+                                stale[k] = False
+                                if k != lead:
+                                    was = q[k]
+                                    q[k], tail[k] = _threshold(a[k], b[k], reference)
+                                    event[k] = t - 1 + _geometric(state, tail[k], never)
+                                    next_any = min(next_any, event[k])
+                                    lead_stale = lead_stale or q[k] != was  # ell may move
+                        any_stale = False
+                    if not lead_stale:
+                        break
+                    ell = 0.0
+                    for k in range(n_arms):
+                        if k != lead and q[k] > ell:
+                            ell = q[k]
+                    budget = 1 + int(0.5 * math.sqrt(a[lead] * b[lead] / (a[lead] + b[lead])))
+                    pbar = beta_tails(ell, a[lead], b[lead] + budget)[0]
+                    if attempt == 0 and ell < 1.0 and pbar > 0.05:
+                        renew = True  # the leader fell towards the thresholds set under it before
+                        continue
+                    lead_stale = False
+                    cand = t - 1 + _geometric(state, pbar, never)
+                    next_any = cand
+                    for k in range(n_arms):
+                        if k != lead and event[k] < next_any:
+                            next_any = event[k]
+                    break
+                arm = lead  # until the next event: every theta_k <= q_k <= ell < theta_lead
+                if t >= next_any:
+                    if ell >= 1.0:  # theta_lead <= ell always: no condition
+                        cand = t + 1
+                        top = _draw(state, alpha, beta, ready, a, b, lead)
+                    else:
+                        p = 0.0 if pbar <= 0.5 else beta_tails(ell, a[lead], b[lead])[0]
+                        below = False
+                        if cand == t:
+                            if pbar <= 0.5:
+                                p = beta_tails(ell, a[lead], b[lead])[0]
+                            below = _uniform(state, _AGENT) * pbar < p
+                            cand = t + _geometric(state, pbar, never)
+                        top = _beta_side(state, alpha, beta, ready, a, b, lead, ell, below, p)
+                    next_any = cand
+                    for k in range(n_arms):
+                        if k == lead:
+                            continue
+                        if event[k] == t:
+                            theta = _beta_above(state, a[k], b[k], q[k])
+                            event[k] = t + _geometric(state, tail[k], never)
+                        elif q[k] <= top:
+                            theta = -1.0  # theta_k <= q_k <= top: arm k cannot win, not drawn
+                        else:  # P(theta_k <= q_k) = 1 - tail_k >= 1/2
+                            theta = _beta_side(state, alpha, beta, ready, a, b, k, q[k], True, 1.0)
+                        if theta > top:
+                            top = theta
+                            arm = k
+                        if event[k] < next_any:
+                            next_any = event[k]
             if _uniform(state, _ENV) < mu[arm]:
                 a[arm] += 1.0
                 failed = False
@@ -532,7 +549,9 @@ def thompson_beta_loop(
             ready[arm] = False
             post[arm] = a[arm] / (a[arm] + b[arm])
             regret += gap[arm]
-            if arm == lead:
+            if t < plain:
+                pass
+            elif arm == lead:
                 if failed:  # the leader's mean fell: maybe another arm leads; the bound holds
                     budget -= 1  # for ``budget`` failures
                     new = _argmax(post)

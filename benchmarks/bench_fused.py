@@ -117,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizon", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=100, help="runs of the headline comparison")
-    parser.add_argument("--peer-runs", type=int, default=4, help="SMPyBandits runs per policy")
+    parser.add_argument("--peer-runs", type=int, default=12, help="SMPyBandits runs per policy")
     parser.add_argument(
         "--scaling", default="1,10,100,1000,10000", help="run counts of the scaling table"
     )

@@ -33,7 +33,8 @@ Where the fused loops deviate from the step path (besides the streams):
   arms within ``tol`` of each other may be ordered differently.
 - Thompson sampling with a Beta prior (Thompson 1933; Agrawal & Goyal 2012) never draws a theta
   that cannot win. Every arm k but the leader (largest posterior mean) has a threshold q_k
-  (``THRESHOLD_SD`` posterior sds under the leader's mean) and the exact probability
+  (``THRESHOLD_SDS`` posterior sds under the leader's mean, the number that makes the fewest
+  slow steps by a normal estimate) and the exact probability
   ``P(theta_k > q_k)`` (the regularised incomplete beta), recomputed when its posterior or the
   leader changes; the leader's ``P(theta_lead <= max_k q_k)`` is bounded for a few of its
   failures ahead and its events thinned. The steps at which some theta crosses its threshold
@@ -69,8 +70,8 @@ from feedbackgym.agents.fused import Run, register
 from feedbackgym.envs.bandits import BernoulliBanditVec, GaussianBanditVec
 from feedbackgym.errors import ConfigError, check_positive_int
 
-#: Thompson sampling's thresholds: THRESHOLD_SD posterior sds under the leader's posterior mean.
-THRESHOLD_SD = 3.0
+#: Thompson sampling's thresholds: one of THRESHOLD_SDS posterior sds under the leader's mean.
+THRESHOLD_SDS = np.array([2.5, 3.0, 3.5, 4.0, 4.5, 5.0])
 #: ... and its first PLAIN_STEPS_PER_ARM * K steps draw every theta (thresholds would not pay).
 PLAIN_STEPS_PER_ARM = 30
 _ENV, _AGENT = 0, 1  # the two streams of a run, in its local state array
@@ -314,14 +315,30 @@ def _beta_above(state: np.ndarray, a: float, b: float, q: float) -> float:
             return x
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _reference(lead_a: float, lead_b: float) -> float:
-    """The threshold of every arm but the leader: THRESHOLD_SD posterior sds under the leader's
-    Beta(lead_a, lead_b) mean, where the leader's theta almost always is."""
-    total = lead_a + lead_b
-    return lead_a / total - THRESHOLD_SD * math.sqrt(
-        lead_a * lead_b / (total * total * (total + 1.0))
-    )
+@njit(cache=True, error_model="numpy")
+def _reference(a: np.ndarray, b: np.ndarray, lead: int) -> float:
+    """The threshold of every arm but the leader: some posterior sds under the leader's mean,
+    where the leader's theta almost always is. The number of sds (``THRESHOLD_SDS``) is the one
+    that makes the fewest steps slow by a normal estimate: the leader's theta falls under it
+    with probability about Phi(-sds) (its thinning bound, about Phi(0.5 - sds)), arm k's rises
+    over it with about Phi((m_k - q) / s_k).
+    Any threshold keeps the sampling exact; this only picks a fast one."""
+    total = a[lead] + b[lead]
+    mean = a[lead] / total
+    sd = math.sqrt(a[lead] * b[lead] / (total * total * (total + 1.0)))
+    best, best_rate = mean - THRESHOLD_SDS[0] * sd, np.inf
+    for sds in THRESHOLD_SDS:
+        q = mean - sds * sd
+        rate = 0.5 * math.erfc((sds - 0.5) / math.sqrt(2.0))  # budget: ~0.5 sd
+        for k in range(a.size):
+            if k != lead:
+                n_k = a[k] + b[k]
+                m_k = a[k] / n_k
+                s_k = math.sqrt(a[k] * b[k] / (n_k * n_k * (n_k + 1.0)))
+                rate += 0.5 * math.erfc((q - m_k) / (s_k * math.sqrt(2.0)))
+        if rate < best_rate:
+            best, best_rate = q, rate
+    return best
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -477,7 +494,7 @@ def thompson_beta_loop(
                     refresh *= 2
                 for attempt in range(2):
                     if renew:
-                        reference = _reference(a[lead], b[lead])
+                        reference = _reference(a, b, lead)
                         stale[:] = True
                         any_stale = True
                         renew = False

@@ -57,6 +57,19 @@ def test_fused_and_step_paths_agree_in_distribution(env_id, agent, params):
         assert abs(z) < 4.0, (agent, col, a.mean(), b.mean(), z)
 
 
+def test_thompson_thresholds_keep_the_choice_distribution_over_a_long_horizon():
+    """Ten arms and 3,000 steps: past the plain first 30 K steps the leader mostly wins without
+    a draw; regret at T / 4 and T must match the full sampler's."""
+    means = {"means": [float(m) for m in np.linspace(0.9, 0.1, 10)]}
+    runs, horizon = 1000, 3000
+    fused = final_regret(BERNOULLI, "thompson", "fused", runs, horizon, env_kwargs=means)
+    steps = final_regret(BERNOULLI, "thompson", "steps", runs, horizon, env_kwargs=means)
+    for col in range(2):
+        a, b = fused[:, col], steps[:, col]
+        z = (a.mean() - b.mean()) / math.hypot(a.std(ddof=1), b.std(ddof=1)) * math.sqrt(runs)
+        assert abs(z) < 4.0, (col, a.mean(), b.mean(), z)
+
+
 def test_thompson_pruning_keeps_the_choice_distribution_early_and_late():
     """Many short runs: the pruned Beta sampler's choices match the full sampler's, measured by
     the regret's mean and spread and by how often the best arm was pulled at all."""

@@ -31,8 +31,9 @@ Where the fused loops deviate from the step path (besides the streams):
   other arm's upper bound: then the leader is the argmax without computing its index. The choice is
   the exact argmax either way; indices are computed to ``tol`` as on the step path, so only
   arms within ``tol`` of each other may be ordered differently.
-- Thompson sampling with a Beta prior (Thompson 1933; Agrawal & Goyal 2012) never draws a theta
-  that cannot win. Every arm k but the leader (largest posterior mean) has a threshold q_k
+- Thompson sampling with a Beta prior (Thompson 1933; Agrawal & Goyal 2012) draws every theta
+  for its first ``PLAIN_STEPS_PER_ARM * K`` steps and then never draws a theta that cannot
+  win. Every arm k but the leader (largest posterior mean) has a threshold q_k
   (``THRESHOLD_SDS`` posterior sds under the leader's mean, the number that makes the fewest
   slow steps by a normal estimate) and the exact probability
   ``P(theta_k > q_k)`` (the regularised incomplete beta), recomputed when its posterior or the

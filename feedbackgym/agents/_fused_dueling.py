@@ -754,12 +754,12 @@ def duel_costs(env: DuelingBanditVec, metric: str) -> np.ndarray | None:
     if name in CONDORCET_METRICS:
         if not env.has_condorcet_winner:
             return None
-        per_arm = env._delta
+        per_arm = env.arm_regrets(name)
         di, dj = per_arm[:, :, None], per_arm[:, None, :]
         if name == "average":
             return 0.5 * (di + dj)
         return np.maximum(di, dj) if name == "strong" else np.minimum(di, dj)
-    per_arm = env._copeland if name == "copeland" else env._borda
+    per_arm = env.arm_regrets(name)
     return 0.5 * (per_arm[:, :, None] + per_arm[:, None, :])
 
 

@@ -350,6 +350,18 @@ class DuelingBanditVec(BanditVectorEnv):
             "borda_winner": np.broadcast_to(brd.argmax(axis=1), (runs,)).copy(),
         }
 
+    def arm_regrets(self, notion: str) -> np.ndarray:
+        """Each arm's regret under ``notion`` (a Condorcet metric, "copeland" or "borda"), one row
+        per matrix (1 or num_envs): Delta_k = P(b* beats k) - 1/2 (NaN rows without a Condorcet
+        winner), or the gap to the best Copeland or Borda score. A duel's regret combines its
+        two arms' (mean, max or min for average, strong, weak; mean for copeland and borda)."""
+        if notion in CONDORCET_METRICS:
+            return self._delta
+        if notion in ("copeland", "borda"):
+            return self._copeland if notion == "copeland" else self._borda
+        valid = ", ".join((*CONDORCET_METRICS, "copeland", "borda"))
+        raise ConfigError(f"unknown regret notion {notion!r}; valid: {valid}")
+
     def _reset_runs(self, runs: np.ndarray) -> None:
         self._last = self._last.copy()
         self._last[runs] = 0

@@ -118,6 +118,20 @@ def test_condorcet_regrets_follow_the_definitions():
     assert list(info["condorcet_winner"]) == [0, 0]
 
 
+def test_arm_regrets_are_what_the_duels_regrets_combine():
+    p = [[0.5, 0.6, 0.9], [0.4, 0.5, 0.7], [0.1, 0.3, 0.5]]
+    env = gym.make_vec("feedbackgym/DuelingBandit-v0", num_envs=1, preference_matrix=p)
+    env.reset(seed=0)
+    vec = env.unwrapped
+    np.testing.assert_allclose(vec.arm_regrets("average")[0], [0.0, 0.1, 0.4])
+    np.testing.assert_allclose(vec.arm_regrets("copeland")[0], [0.0, 0.5, 1.0])
+    _, _, _, _, info = env.step(np.array([[1, 2]]))
+    assert info["regret_average"][0] == pytest.approx(vec.arm_regrets("average")[0, 1:].mean())
+    assert info["regret_borda"][0] == pytest.approx(vec.arm_regrets("borda")[0, 1:].mean())
+    with pytest.raises(ConfigError, match="unknown regret notion 'best'; valid: average"):
+        vec.arm_regrets("best")
+
+
 def test_outcomes_follow_the_matrix():
     env = gym.make_vec("feedbackgym/DuelingBandit-v0", num_envs=20000, family="btl", matrix_seed=3)
     env.reset(seed=0)

@@ -66,17 +66,15 @@ from feedbackgym.agents._kernels import (
     set_gamma_constants,
 )
 from feedbackgym.agents.bandits import KLUCB, UCB1, ThompsonSampling
-from feedbackgym.agents.base import _check_checkpoints
+from feedbackgym.agents.base import check_steps
 from feedbackgym.agents.fused import Run, register
 from feedbackgym.envs.bandits import BernoulliBanditVec, GaussianBanditVec
-from feedbackgym.errors import ConfigError, check_positive_int
 
 #: Thompson sampling's thresholds: one of THRESHOLD_SDS posterior sds under the leader's mean.
 THRESHOLD_SDS = np.array([2.5, 3.0, 3.5, 4.0, 4.5, 5.0])
 #: ... and its first PLAIN_STEPS_PER_ARM * K steps draw every theta (thresholds would not pay).
 PLAIN_STEPS_PER_ARM = 30
 _ENV, _AGENT = 0, 1  # the two streams of a run, in its local state array
-_EPS = 1e-15
 
 
 # ----- the env: a reward draw and the regret bookkeeping ---------------------------------------
@@ -661,15 +659,8 @@ def _runner(env: Any, agent: Any, loop: Any, *params: Any) -> Run:
     agent_seeds, out)``: resets the env with ``seed`` (its means, drawn per run when it has no
     fixed ones) and returns the regret at the checkpoints, as ``learn`` does."""
 
-    def run(total_steps: int, checkpoints: np.ndarray, seed: int | None) -> np.ndarray:
-        total_steps = check_positive_int("total_steps", total_steps)
-        if total_steps > env.horizon:
-            raise ConfigError(
-                f"total_steps={total_steps} is beyond the env's horizon {env.horizon} (one "
-                f"episode per run); make the env with horizon={total_steps} or learn for at "
-                f"most {env.horizon}"
-            )
-        steps, column = _check_checkpoints(checkpoints, total_steps)
+    def run(total_steps: int, checkpoints: np.ndarray | None, seed: int | None) -> np.ndarray:
+        total_steps, steps, column = check_steps(env, total_steps, checkpoints)
         env.reset(seed=seed)
         means = np.ascontiguousarray(env.means, dtype=np.float64)
         out = np.zeros((env.num_envs, steps.size))

@@ -72,13 +72,10 @@ from feedbackgym.agents._dueling_kernels import (
     _tie,
 )
 from feedbackgym.agents._kernels import _uniform
-from feedbackgym.agents.base import _check_checkpoints, env_horizon
+from feedbackgym.agents.base import check_steps
 from feedbackgym.agents.dueling import RMED1, RUCB, DoubleThompsonSampling, MergeRUCB
-from feedbackgym.agents.fused import register
+from feedbackgym.agents.fused import Run, register
 from feedbackgym.envs.dueling import CONDORCET_METRICS, DuelingBanditVec
-from feedbackgym.errors import ConfigError, check_positive_int
-
-Run = Callable[[int, np.ndarray, int], np.ndarray]
 
 
 # ----- shared pieces ---------------------------------------------------------------------------
@@ -802,17 +799,7 @@ def _fuser(body: Callable[[_Cell], None]) -> Callable[[Any, Any, str], Run | Non
             return None
 
         def run(total_steps: int, checkpoints: np.ndarray | None, seed: int | None) -> np.ndarray:
-            total_steps = check_positive_int("total_steps", total_steps)
-            horizon = env_horizon(env)
-            if horizon is not None and total_steps > horizon:
-                raise ConfigError(
-                    f"total_steps={total_steps} is beyond the env's horizon {horizon} (one "
-                    f"episode per run); make the env with horizon={total_steps} or learn for "
-                    f"at most {horizon}"
-                )
-            if checkpoints is None:
-                checkpoints = np.arange(1, total_steps + 1)
-            steps, column = _check_checkpoints(checkpoints, total_steps)
+            total_steps, steps, column = check_steps(env, total_steps, checkpoints)
             env.reset(seed=seed)  # as learn: per-run matrices are drawn here
             cell = _Cell(env, agent, metric, total_steps, steps)
             body(cell)

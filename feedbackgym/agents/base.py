@@ -104,15 +104,7 @@ class BanditAgent:
         total_steps = check_positive_int("total_steps", total_steps)
         if env.num_envs != self.n_runs:
             raise ConfigError(f"env has {env.num_envs} runs but the agent acts for {self.n_runs}")
-        horizon = env_horizon(env)
-        if horizon is not None and total_steps > horizon:
-            raise ConfigError(
-                f"total_steps={total_steps} is beyond the env's horizon {horizon} (one episode "
-                f"per run); make the env with horizon={total_steps} or learn for at most {horizon}"
-            )
-        if checkpoints is None:
-            checkpoints = np.arange(1, total_steps + 1)
-        steps, column = _check_checkpoints(checkpoints, total_steps)
+        total_steps, steps, column = check_steps(env, total_steps, checkpoints)
         at_steps = np.empty((self.n_runs, steps.size))
         cumulative = np.zeros(self.n_runs)
         obs, _ = env.reset(seed=seed)
@@ -289,6 +281,23 @@ def default_metric(env: Any) -> str:
             continue
         return metric
     return metrics[0]
+
+
+def check_steps(env: Any, total_steps: Any, checkpoints: Any) -> tuple[int, np.ndarray, np.ndarray]:
+    """``learn``'s checks of its arguments, shared by the fused loops: ``total_steps`` a
+    positive integer within the env's horizon (one episode per run), and the checkpoints
+    (default: every step) as :func:`_check_checkpoints` gives them."""
+    total_steps = check_positive_int("total_steps", total_steps)
+    horizon = env_horizon(env)
+    if horizon is not None and total_steps > horizon:
+        raise ConfigError(
+            f"total_steps={total_steps} is beyond the env's horizon {horizon} (one episode "
+            f"per run); make the env with horizon={total_steps} or learn for at most {horizon}"
+        )
+    if checkpoints is None:
+        checkpoints = np.arange(1, total_steps + 1)
+    steps, column = _check_checkpoints(checkpoints, total_steps)
+    return total_steps, steps, column
 
 
 def _check_checkpoints(checkpoints: Any, total_steps: int) -> tuple[np.ndarray, np.ndarray]:

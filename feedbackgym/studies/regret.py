@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -91,7 +92,8 @@ class RegretStudy:
     path: str = "auto"
 
     def __post_init__(self) -> None:
-        #: The path each agent takes, "fused" or "steps" (filled by :meth:`validate`).
+        #: The path each agent takes, "fused" or "steps" (filled by :meth:`validate`; running
+        #: into a folder adds the paths its earlier agents took).
         self.paths: dict[str, str] = {}
 
     @property
@@ -281,9 +283,9 @@ def run_cell(cell: Cell, callback: Callable[[int], None] | None = None) -> dict[
 
         numba.set_num_threads(cell.threads)
     env = make_env(cell.env, cell.runs, cell.env_kwargs, cell.horizon)
+    agent = AGENTS.get(cell.agent).from_env(env, cell.agent_seed, **cell.agent_kwargs)
     run = None
     if cell.path != "steps" and undelayed(cell.delay):  # a zero delay is no delay
-        agent = AGENTS.get(cell.agent).from_env(env, cell.agent_seed, **cell.agent_kwargs)
         env.reset(seed=cell.env_seed)
         run = fused_run(env, agent, cell.metric)
     if run is None:
@@ -295,26 +297,27 @@ def run_cell(cell: Cell, callback: Callable[[int], None] | None = None) -> dict[
             # the delays' own stream: a zero delay leaves every number as without delay
             delay_seed = int(np.random.SeedSequence([cell.env_seed, 1]).generate_state(1)[0])
             env = DelayedFeedbackEnv(env, parse_delay(cell.delay), seed=delay_seed)
-        agent = AGENTS.get(cell.agent).from_env(env, cell.agent_seed, **cell.agent_kwargs)
+            agent = AGENTS.get(cell.agent).from_env(env, cell.agent_seed, **cell.agent_kwargs)
     per_pull = None if callback is None else (lambda steps: callback(steps * cell.runs))
-    if run is not None:  # load (or compile) the kernel outside the timing: one step, same seed
-        run(1, np.array([1]), cell.env_seed)
-    start = time.perf_counter()
+    checkpoints = np.asarray(cell.checkpoints)
     if run is not None:
-        regret = run(cell.horizon, np.asarray(cell.checkpoints), cell.env_seed)
-        wall = time.perf_counter() - start
-        if per_pull is not None:
-            per_pull(cell.horizon)
+        run(1, np.array([1]), cell.env_seed)  # load (or compile) the kernel outside the timing
+        loop = partial(run, cell.horizon, checkpoints, cell.env_seed)
     else:
-        regret = agent.learn(
+        loop = partial(
+            agent.learn,
             env,
             cell.horizon,
-            checkpoints=np.asarray(cell.checkpoints),
+            checkpoints=checkpoints,
             seed=cell.env_seed,
             regret_key=cell.metric,
             callback=per_pull,
         )
-        wall = time.perf_counter() - start
+    start = time.perf_counter()
+    regret = loop()
+    wall = time.perf_counter() - start
+    if run is not None and per_pull is not None:
+        per_pull(cell.horizon)  # the fused loop reports once, at its end
     env.close()
     return {"regret": regret, "wall_seconds": wall}
 

@@ -87,9 +87,7 @@ def _run_cells(
     console: Console | None,
 ) -> None:
     """Run the cells not yet saved under ``out/cells`` and save each as it finishes."""
-    # The path of every agent the folder ever ran, so a later resume keeps to it.
-    paths = {**recorded_paths(io.saved_config(out, "config.json", "study")), **study.paths}
-    config = {**study.config(), "backend": backend, "workers": workers, "paths": paths}
+    config = {**study.config(), "backend": backend, "workers": workers, "paths": study.paths}
     io.write_json(out / "config.json", config)
 
     cells = study.cells()
@@ -154,7 +152,8 @@ def _check_out_dir(out: Path, study: RegretStudy) -> None:
             )
     # The paths give different numbers: a folder keeps the path each agent was run on. With
     # path "auto" a resume follows the folder (a folder from before fused loops: steps).
-    for agent, was in recorded_paths(old).items():
+    recorded = recorded_paths(old)
+    for agent, was in recorded.items():
         now = study.paths.get(agent)
         if now is None or now == was:
             continue
@@ -165,6 +164,8 @@ def _check_out_dir(out: Path, study: RegretStudy) -> None:
             f"--out {str(out)!r} holds {agent} cells run on the {was} path, not {now}; "
             f"resuming needs the same path: give --path {was} or another --out"
         )
+    # config.json keeps the path of every agent the folder ever ran, so a later resume keeps to it
+    study.paths = {**recorded, **study.paths}
 
 
 def recorded_paths(config: dict[str, Any] | None) -> dict[str, str]:

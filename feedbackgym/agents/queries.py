@@ -49,6 +49,21 @@ class SegmentPool:
         self.head = (self.head + 1) % self.capacity
         self.filled = min(self.filled + 1, self.capacity)
 
+    def collect(self, env: Any, steps: int, seed: int | None = None) -> Any:
+        """Add ``steps`` vector steps of ``env`` (an SB3 VecEnv, reset first) under the
+        uniform-random policy (its action space's ``sample``, seeded by ``seed``); returns the
+        observation after the last step. Experience to learn a reward from before any policy
+        is trained (offline queries, diagnostics)."""
+        space = env.action_space
+        space.seed(seed)
+        obs = env.reset()
+        for _ in range(check_positive_int("steps", steps)):
+            actions = np.stack([space.sample() for _ in range(env.num_envs)])
+            nxt, rewards, _, infos = env.step(actions)
+            self.add(obs, actions, rewards, infos)
+            obs = nxt
+        return obs
+
     def steps(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored ``(obs, actions)`` as flat arrays of steps (to calibrate a reward)."""
         if self.obs is None or self.actions is None:

@@ -27,13 +27,7 @@ def random_pool(scope: str = "team", steps: int = 120, copies: int = 4, seed: in
     """A TeamPool filled by random actions in simple_spread (3 agents)."""
     env = make_team_vec_env(SPREAD, copies, seed=seed)
     pool = TeamPool(env.num_envs, steps, env.n_agents, scope)
-    rng = np.random.default_rng(seed)
-    obs = env.reset()
-    for _ in range(steps):
-        actions = rng.integers(5, size=env.num_envs)
-        nxt, rewards, _, infos = env.step(actions)
-        pool.add(obs, actions, rewards, infos)
-        obs = nxt
+    pool.collect(env, steps, seed=seed)
     return env, pool
 
 

@@ -146,6 +146,23 @@ def test_segments_are_consecutive_steps_of_one_env_across_the_ring_buffer():
     assert obs.shape == (8 * 3, 1) and actions.shape == (8 * 3, 1)
 
 
+def test_collect_fills_the_pool_with_seeded_random_experience():
+    first, second = SegmentPool(2, 30), SegmentPool(2, 30)
+    first.collect(pendulum(), 30, seed=3)
+    second.collect(pendulum(), 30, seed=3)
+    assert first.filled == 30
+    np.testing.assert_array_equal(first.actions, second.actions)
+    np.testing.assert_array_equal(first.obs, second.obs)
+    assert np.abs(first.actions).max() <= 2.0 and first.actions.std() > 0.5  # the whole box
+    # the stored reward is the env's reward of each action in the observation stored with it
+    env = pendulum()
+    obs = env.reset()
+    np.testing.assert_array_equal(first.obs[0], obs)
+    env.step(first.actions[0])
+    _, rewards, _, _ = env.step(first.actions[1])
+    np.testing.assert_allclose(first.rewards[1], rewards)
+
+
 def test_a_segment_longer_than_the_pool_is_a_one_line_error():
     with pytest.raises(ConfigError, match="segment_length=5 is longer than the 4 steps"):
         filled_pool(steps=4).sample(1, 5, np.random.default_rng(0))

@@ -397,17 +397,12 @@ def _beta_side(
     """theta_k ~ Beta(a_k, b_k) conditioned on theta_k <= x (``below``) or > x, where
     ``p_below`` = P(theta_k <= x): by rejection from full draws when the side holds at least
     half the mass, else from the tail sampler (the lower tail as the mirror of an upper one)."""
-    if below:
-        if p_below < 0.5:
-            return 1.0 - _beta_above(state, b[k], a[k], 1.0 - x)
-        theta = _draw(state, alpha, beta, ready, a, b, k)
-        while theta > x:
-            theta = _draw(state, alpha, beta, ready, a, b, k)
-        return theta
-    if p_below > 0.5:
+    if below and p_below < 0.5:
+        return 1.0 - _beta_above(state, b[k], a[k], 1.0 - x)
+    if not below and p_below > 0.5:
         return _beta_above(state, a[k], b[k], x)
     theta = _draw(state, alpha, beta, ready, a, b, k)
-    while theta <= x:
+    while (theta <= x) != below:
         theta = _draw(state, alpha, beta, ready, a, b, k)
     return theta
 
@@ -565,26 +560,19 @@ def thompson_beta_loop(
             ready[arm] = False
             post[arm] = a[arm] / (a[arm] + b[arm])
             regret += gap[arm]
-            if t < plain:
-                pass
-            elif arm == lead:
-                if failed:  # the leader's mean fell: maybe another arm leads; the bound holds
-                    budget -= 1  # for ``budget`` failures
-                    new = _argmax(post)
-                    if new != lead:  # the old leader is one of the others now; the
-                        stale[lead] = True  # reference stays (any threshold is exact)
-                        any_stale = True
-                        lead = new
-                        lead_stale = True
-                    elif budget < 0:
-                        lead_stale = True
-            else:
-                stale[arm] = True
-                any_stale = True
+            if t >= plain and (arm != lead or failed):
+                if arm != lead:  # its posterior moved: its tail is recomputed
+                    stale[arm] = True
+                    any_stale = True
+                else:  # the leader's mean fell; its bound holds for ``budget`` failures
+                    budget -= 1
                 new = _argmax(post)
-                if new != lead:
-                    stale[lead] = True
+                if new != lead:  # the old leader is one of the others now; the
+                    stale[lead] = True  # reference stays (any threshold is exact)
+                    any_stale = True
                     lead = new
+                    lead_stale = True
+                elif budget < 0:
                     lead_stale = True
             if t + 1 == steps[cp]:
                 out[n, cp] = regret

@@ -182,7 +182,7 @@ def main() -> None:
                 f"{z(fused, steps):.2f} | {z(fused, smpy):.2f} |"
             )
     # ----- where Thompson sampling's time goes: its first steps ----------------------------------
-    horizons = [h for h in (1_000, 4_000, horizon, 4 * horizon) if h <= 4 * horizon]
+    horizons = sorted({1_000, 4_000, horizon, 4 * horizon})
     lines += [
         "",
         f"Thompson sampling, fused, {args.runs} runs, pulls/s against the horizon: while the "

@@ -132,36 +132,37 @@ def beta_thompson_choose(
         out[n] = arg
 
 
-_CF_TINY = 1e-300
-
-
 @njit(cache=True, error_model="numpy")
 def _beta_cf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz; Numerical Recipes
-    6.4), converging fast for x < (a + 1) / (a + b + 2)."""
+    """Continued fraction of the incomplete beta function (Numerical Recipes 6.4), converging
+    fast for x < (a + 1) / (a + b + 2).
+
+    Evaluated by the forward recurrence of its convergents P_m / Q_m (Numerical Recipes 5.2),
+    rescaled to Q = 1 every two terms: a chain of multiply-adds with one division per two
+    terms, where the modified Lentz method divides four times a term. Same value to rounding
+    (checked against Lentz and scipy over a to 1e5), 2-3x faster.
+    """
     qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c = 1.0
-    d = 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > _CF_TINY else _CF_TINY)
-    h = d
-    for m in range(1, 100_000):
-        m2 = 2.0 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _CF_TINY else _CF_TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _CF_TINY else _CF_TINY
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > _CF_TINY else _CF_TINY)
-        c = 1.0 + aa / c
-        c = c if abs(c) > _CF_TINY else _CF_TINY
-        step = d * c
-        h *= step
-        if abs(step - 1.0) < 1e-15:
-            break
-    return h
+    # h = 1 / K, K = 1 + d_1 / (1 + d_2 / (1 + ...)) with convergents P / Q: P_{-1} = 1,
+    # Q_{-1} = 0, P_0 = Q_0 = 1, then P_m = P_{m-1} + d_m P_{m-2} (Q likewise)
+    p_prev, p_cur, q_prev, q_cur = 1.0, 1.0 - qab * x / qap, 1.0, 1.0
+    old = p_cur
+    m = 1.0
+    while True:
+        for _ in range(2):
+            m2 = 2.0 * m
+            d = m * (b - m) * x / ((qam + m2) * (a + m2))
+            p_prev, p_cur = p_cur, p_cur + d * p_prev
+            q_prev, q_cur = q_cur, q_cur + d * q_prev
+            d = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+            p_prev, p_cur = p_cur, p_cur + d * p_prev
+            q_prev, q_cur = q_cur, q_cur + d * q_prev
+            m += 1.0
+        scale = 1.0 / q_cur
+        p_prev, p_cur, q_prev, q_cur = p_prev * scale, p_cur * scale, q_prev * scale, 1.0
+        if abs(p_cur - old) <= 1e-15 * abs(p_cur) or m > 100_000.0:
+            return 1.0 / p_cur
+        old = p_cur
 
 
 @njit(cache=True, error_model="numpy")

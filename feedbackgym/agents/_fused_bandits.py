@@ -57,11 +57,14 @@ import numpy as np
 from numba import njit, prange
 
 from feedbackgym.agents._kernels import (
+    _GOLDEN,
     _gamma,
     _kl_ucb_bound,
     _kl_ucb_exact,
+    _mix,
     _normal,
     _uniform,
+    _unit,
     beta_tails,
     set_gamma_constants,
 )
@@ -408,6 +411,27 @@ def _beta_side(
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _leader_run(
+    state: np.ndarray, mean: float, gap: float, regret: float, most: int
+) -> tuple[int, float]:
+    """The leader's successes from now on, at most ``most``: the Bernoulli(mean) rewards of
+    the env stream, one a step as ``_reward`` draws them, taken while they are 1 and the
+    stream left at the first 0 (not drawn, so the step that fails draws it again).
+    Returns (successes, regret + gap for each)."""
+    counter = state[_ENV]
+    wins = 0
+    while wins < most:
+        z = counter + _GOLDEN
+        if _unit(_mix(z)) >= mean:
+            break
+        counter = z
+        wins += 1
+        regret += gap
+    state[_ENV] = counter
+    return wins, regret
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _argmax(values: np.ndarray) -> int:
     """The first index of the largest value (the step path's tie rule)."""
     best = 0
@@ -470,7 +494,20 @@ def thompson_beta_loop(
         plain = PLAIN_STEPS_PER_ARM * n_arms
         regret = 0.0
         cp = 0
-        for t in range(horizon):
+        t = 0
+        while t < horizon:
+            if t > plain and t < next_any and not (renew or any_stale or lead_stale):
+                # until the next event, a refresh or a checkpoint the leader is pulled without
+                # a draw, and only its failure changes more than its count: its successes
+                # are taken in one run, the first failure (if any) as a step of its own
+                most = min(next_any, refresh, steps[cp] - 1) - t
+                if most > 0:
+                    wins, regret = _leader_run(state, mu[lead], gap[lead], regret, most)
+                    if wins > 0:
+                        t += wins
+                        a[lead] += wins
+                        ready[lead] = False
+                        post[lead] = a[lead] / (a[lead] + b[lead])
             if t < plain:  # wide posteriors: every theta can win, so all are drawn
                 arm = 0
                 top = -1.0
@@ -577,6 +614,7 @@ def thompson_beta_loop(
             if t + 1 == steps[cp]:
                 out[n, cp] = regret
                 cp = min(cp + 1, steps.size - 1)
+            t += 1
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

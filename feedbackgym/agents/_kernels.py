@@ -39,19 +39,32 @@ _MASK7 = np.uint64(127)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _next(state: np.ndarray, n: int) -> np.uint64:
-    """Next 64 random bits of run n's splitmix64 stream (Steele, Lea & Flood 2014)."""
-    z = state[n] + _GOLDEN
-    state[n] = z
+def _mix(z: np.uint64) -> np.uint64:
+    """splitmix64's output function of the counter z (Steele, Lea & Flood 2014)."""
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _next(state: np.ndarray, n: int) -> np.uint64:
+    """Next 64 random bits of run n's splitmix64 stream: its counter advances by the golden
+    gamma."""
+    z = state[n] + _GOLDEN
+    state[n] = z
+    return _mix(z)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _unit(bits: np.uint64) -> float:
+    """A uniform in (0, 1) from 64 random bits (their top 53)."""
+    return ((bits >> _S11) + 0.5) * _INV53
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _uniform(state: np.ndarray, n: int) -> float:
     """Next uniform in (0, 1) of run n's stream."""
-    return ((_next(state, n) >> _S11) + 0.5) * _INV53
+    return _unit(_next(state, n))
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -296,13 +296,17 @@ def _beta_above(state: np.ndarray, a: float, b: float, q: float) -> float:
     """theta ~ Beta(a, b) conditioned on theta > q (a, b >= 1), by rejection.
 
     The density is log-concave, so the tangent of its log at q bounds it on (q, 1]: propose from
-    the truncated exponential of that slope, accept with density / envelope.
+    the truncated exponential of that slope, accept with density / envelope. Most proposals are
+    accepted by a squeeze without a logarithm: the log-density lies at most
+    ``M (x - q)^2 / 2`` under its tangent, M the largest curvature on [q, x] (at an end, the
+    curvature being convex), and ``log u <= u - 1``.
     """
     slope = (a - 1.0) / q - (b - 1.0) / (1.0 - q)
     log_fq = (a - 1.0) * math.log(q) + (b - 1.0) * math.log1p(-q)
     width = 1.0 - q
     rate = abs(slope)
     mass = -math.expm1(-rate * width)
+    curve_q = (a - 1.0) / (q * q) + (b - 1.0) / (width * width)  # -(log density)'' at q
     while True:
         u = _uniform(state, _AGENT)
         if rate * width < 1e-12:
@@ -312,8 +316,12 @@ def _beta_above(state: np.ndarray, a: float, b: float, q: float) -> float:
             x = q + y if slope < 0.0 else 1.0 - y
         if x <= q or x >= 1.0:
             continue
+        u = _uniform(state, _AGENT)
+        curve = max(curve_q, (a - 1.0) / (x * x) + (b - 1.0) / ((1.0 - x) * (1.0 - x)))
+        if u <= 1.0 - 0.5 * curve * (x - q) * (x - q):
+            return x
         log_f = (a - 1.0) * math.log(x) + (b - 1.0) * math.log1p(-x)
-        if math.log(_uniform(state, _AGENT)) <= log_f - log_fq - slope * (x - q):
+        if math.log(u) <= log_f - log_fq - slope * (x - q):
             return x
 
 
@@ -348,6 +356,13 @@ def _threshold(a: float, b: float, reference: float) -> tuple[float, float]:
     """(q, P(theta > q)) for theta ~ Beta(a, b): q is the reference, or 1 (always drawn) for an
     arm whose theta would exceed it more often than not (or a reference <= 0)."""
     if reference <= 0.0:
+        return 1.0, 0.0
+    # under the smaller of the mean and the mode the tail is more than half (the median lies
+    # between them for a, b > 1, and above the mean for b = 1): no incomplete beta needed
+    floor = a / (a + b)
+    if b > 1.0 and a > 1.0:
+        floor = min(floor, (a - 1.0) / (a + b - 2.0))
+    if (b == 1.0 or a > 1.0) and reference < floor:
         return 1.0, 0.0
     tail = beta_tails(reference, a, b)[1]
     if tail > 0.5:

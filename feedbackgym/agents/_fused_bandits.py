@@ -40,7 +40,8 @@ Where the fused loops deviate from the step path (besides the streams):
   leader changes; the leader's ``P(theta_lead <= max_k q_k)`` is bounded for a few of its
   failures ahead and its events thinned. The steps at which some theta crosses its threshold
   are drawn ahead as geometric waiting times; until the next one the leader wins without a
-  draw, and at one the thetas that can win are drawn from Beta conditioned on the side they
+  draw (its successes are taken in one tight run over the env stream, ``_leader_run``), and
+  at one the thetas that can win are drawn from Beta conditioned on the side they
   fell on (rejection from full Beta draws, or from the exponential tangent to the log-concave
   density at the threshold for a tail). This is exact Thompson sampling: each theta_k has its
   Beta law and the choice has the step path's distribution, up to the float precision of the

@@ -156,8 +156,9 @@ def _beta_cf(a: float, b: float, x: float) -> float:
     (checked against Lentz and scipy over a to 1e5), 2-3x faster.
     """
     qab, qap, qam = a + b, a + 1.0, a - 1.0
-    # h = 1 / K, K = 1 + d_1 / (1 + d_2 / (1 + ...)) with convergents P / Q: P_{-1} = 1,
-    # Q_{-1} = 0, P_0 = Q_0 = 1, then P_m = P_{m-1} + d_m P_{m-2} (Q likewise)
+    # h = 1 / K, K = 1 + d_1 / (1 + d_2 / (1 + ...)) with convergents P_m / Q_m: P_{-1} = 1,
+    # Q_{-1} = 0, P_0 = Q_0 = 1 and P_m = P_{m-1} + d_m P_{m-2} (Q likewise); start at m = 1,
+    # d_1 = -(a + b) x / (a + 1): (P_0, P_1, Q_0, Q_1) = (1, 1 + d_1, 1, 1)
     p_prev, p_cur, q_prev, q_cur = 1.0, 1.0 - qab * x / qap, 1.0, 1.0
     old = p_cur
     m = 1.0

@@ -43,7 +43,9 @@ Where the fused loops deviate from the step path (besides the streams):
   draw (its successes are taken in one tight run over the env stream, ``_leader_run``), and
   at one the thetas that can win are drawn from Beta conditioned on the side they
   fell on (rejection from full Beta draws, or from the exponential tangent to the log-concave
-  density at the threshold for a tail). This is exact Thompson sampling: each theta_k has its
+  density at the threshold for a tail); an arm that crossed its threshold is drawn only if it
+  beats the largest theta so far, which a uniform decides against a bound on that probability
+  (``_crossed``), the exact incomplete beta only when the bound does not. This is exact Thompson sampling: each theta_k has its
   Beta law and the choice has the step path's distribution, up to the float precision of the
   incomplete beta (about 1e-10 relative for posteriors of 10^5 pulls). With a Gaussian prior
   every theta is drawn (ziggurat normals).
@@ -67,6 +69,7 @@ from feedbackgym.agents._kernels import (
     _uniform,
     _unit,
     beta_tails,
+    beta_tails_density,
     set_gamma_constants,
 )
 from feedbackgym.agents.bandits import KLUCB, UCB1, ThompsonSampling
@@ -353,22 +356,44 @@ def _reference(a: np.ndarray, b: np.ndarray, lead: int) -> float:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _threshold(a: float, b: float, reference: float) -> tuple[float, float]:
-    """(q, P(theta > q)) for theta ~ Beta(a, b): q is the reference, or 1 (always drawn) for an
-    arm whose theta would exceed it more often than not (or a reference <= 0)."""
+def _threshold(a: float, b: float, reference: float) -> tuple[float, float, float]:
+    """(q, P(theta > q), hazard f(q) / P(theta > q)) for theta ~ Beta(a, b): q is the reference,
+    or 1 (always drawn; tail and hazard 0) for an arm whose theta would exceed it more often
+    than not (or a reference <= 0)."""
     if reference <= 0.0:
-        return 1.0, 0.0
+        return 1.0, 0.0, 0.0
     # under the smaller of the mean and the mode the tail is more than half (the median lies
     # between them for a, b > 1, and above the mean for b = 1): no incomplete beta needed
     floor = a / (a + b)
     if b > 1.0 and a > 1.0:
         floor = min(floor, (a - 1.0) / (a + b - 2.0))
     if (b == 1.0 or a > 1.0) and reference < floor:
-        return 1.0, 0.0
-    tail = beta_tails(reference, a, b)[1]
+        return 1.0, 0.0, 0.0
+    _, tail, density = beta_tails_density(reference, a, b)
     if tail > 0.5:
-        return 1.0, 0.0
-    return reference, tail
+        return 1.0, 0.0, 0.0
+    return reference, tail, density / tail
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _crossed(
+    state: np.ndarray, a: float, b: float, q: float, tail: float, hazard: float, top: float
+) -> float:
+    """theta ~ Beta(a, b) given theta > q, where only whether it beats ``top`` matters: the
+    draw when it does, else -1 (not drawn).
+
+    For top > q, P(theta > top | theta > q) = S(top) / S(q) <= exp(-hazard (top - q)): the
+    density is log-concave, so is the survival function S (Bagnoli & Bergstrom 2005), and its
+    log lies under its tangent at q. A uniform above that bound loses at once; under it, the
+    exact ratio decides, and a winner is drawn from the tail above top."""
+    if top <= q:
+        return _beta_above(state, a, b, q)
+    u = _uniform(state, _AGENT)
+    if u >= math.exp(-hazard * (top - q)):
+        return -1.0
+    if u * tail >= beta_tails(top, a, b)[1]:
+        return -1.0
+    return _beta_above(state, a, b, top)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -497,6 +522,7 @@ def thompson_beta_loop(
         post = np.full(n_arms, 0.5)  # posterior means
         q = np.ones(n_arms)
         tail = np.zeros(n_arms)  # P(theta_k > q_k)
+        hazard = np.zeros(n_arms)  # density / tail at q_k
         event = np.zeros(n_arms, dtype=np.int64)  # next step at which theta_k > q_k
         stale = np.ones(n_arms, dtype=np.bool_)
         any_stale = True
@@ -551,7 +577,7 @@ def thompson_beta_loop(
                                 stale[k] = False
                                 if k != lead:
                                     was = q[k]
-                                    q[k], tail[k] = _threshold(a[k], b[k], reference)
+                                    q[k], tail[k], hazard[k] = _threshold(a[k], b[k], reference)
                                     event[k] = t - 1 + _geometric(state, tail[k], never)
                                     next_any = min(next_any, event[k])
                                     lead_stale = lead_stale or q[k] != was  # ell may move
@@ -593,7 +619,7 @@ def thompson_beta_loop(
                         if k == lead:
                             continue
                         if event[k] == t:
-                            theta = _beta_above(state, a[k], b[k], q[k])
+                            theta = _crossed(state, a[k], b[k], q[k], tail[k], hazard[k], top)
                             event[k] = t + _geometric(state, tail[k], never)
                         elif q[k] <= top:
                             theta = -1.0  # theta_k <= q_k <= top: arm k cannot win, not drawn

@@ -180,22 +180,31 @@ def _beta_cf(a: float, b: float, x: float) -> float:
 
 
 @njit(cache=True, error_model="numpy")
-def beta_tails(x: float, a: float, b: float) -> tuple[float, float]:
-    """``(P(X <= x), P(X > x))`` for X ~ Beta(a, b): the regularised incomplete beta I_x(a, b)
-    and its complement, the one from the continued fraction on the side where it converges
-    fast (Numerical Recipes 6.4), the other as 1 minus it."""
+def beta_tails_density(x: float, a: float, b: float) -> tuple[float, float, float]:
+    """``(P(X <= x), P(X > x), f(x))`` for X ~ Beta(a, b): the regularised incomplete beta
+    I_x(a, b) and its complement, the one from the continued fraction on the side where it
+    converges fast (Numerical Recipes 6.4), the other as 1 minus it, and the density at x."""
     if x <= 0.0:
-        return 0.0, 1.0
+        return 0.0, 1.0, 0.0
     if x >= 1.0:
-        return 1.0, 0.0
-    log_front = (
+        return 1.0, 0.0, 0.0
+    front = math.exp(
         math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
     )
+    density = front / (x * (1.0 - x))
     if x < (a + 1.0) / (a + b + 2.0):
-        lower = math.exp(log_front) * _beta_cf(a, b, x) / a
-        return lower, 1.0 - lower
-    upper = math.exp(log_front) * _beta_cf(b, a, 1.0 - x) / b
-    return 1.0 - upper, upper
+        lower = front * _beta_cf(a, b, x) / a
+        return lower, 1.0 - lower, density
+    upper = front * _beta_cf(b, a, 1.0 - x) / b
+    return 1.0 - upper, upper, density
+
+
+@njit(cache=True, error_model="numpy")
+def beta_tails(x: float, a: float, b: float) -> tuple[float, float]:
+    """``(P(X <= x), P(X > x))`` for X ~ Beta(a, b) (:func:`beta_tails_density` without the
+    density)."""
+    lower, upper, _ = beta_tails_density(x, a, b)
+    return lower, upper
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -12,7 +12,7 @@ import pytest
 
 from feedbackgym.agents import AGENTS
 from feedbackgym.agents import _fused_bandits as fb
-from feedbackgym.agents._kernels import beta_tails
+from feedbackgym.agents._kernels import beta_tails, beta_tails_density
 from feedbackgym.agents.fused import fused_agents, fused_run
 from feedbackgym.errors import ConfigError
 from feedbackgym.studies import RegretStudy, run_study
@@ -98,6 +98,22 @@ def test_beta_tail_probability_and_tail_sampler_are_exact():
         return 1.0 - stats.beta(a, b).sf(x) / above
 
     assert stats.kstest(draws, conditional_cdf).pvalue > 1e-3
+
+
+def test_a_crossed_threshold_beats_the_top_with_its_exact_probability():
+    """Thompson's arm k that crossed its threshold q is drawn only when it beats the top theta
+    so far: that happens with probability S(top) / S(q), and its theta is then Beta above top."""
+    stats = pytest.importorskip("scipy.stats")
+    a, b, q, top = 30.0, 12.0, 0.8, 0.85
+    _, tail, density = beta_tails_density(q, a, b)
+    state = np.array([5, 6], dtype=np.uint64)
+    draws = np.array([fb._crossed(state, a, b, q, tail, density / tail, top) for _ in range(40000)])
+    law = stats.beta(a, b)
+    beats = law.sf(top) / law.sf(q)
+    won = draws[draws > -1.0]
+    assert abs(won.size / draws.size - beats) < 4.0 * math.sqrt(beats * (1 - beats) / draws.size)
+    assert won.min() > top
+    assert stats.kstest(won, lambda x: 1.0 - law.sf(x) / law.sf(top)).pvalue > 1e-3
 
 
 @pytest.mark.parametrize(("env_id", "agent", "params"), CASES)

@@ -45,10 +45,10 @@ Where the fused loops deviate from the step path (besides the streams):
   fell on (rejection from full Beta draws, or from the exponential tangent to the log-concave
   density at the threshold for a tail); an arm that crossed its threshold is drawn only if it
   beats the largest theta so far, which a uniform decides against a bound on that probability
-  (``_crossed``), the exact incomplete beta only when the bound does not. This is exact Thompson sampling: each theta_k has its
-  Beta law and the choice has the step path's distribution, up to the float precision of the
-  incomplete beta (about 1e-10 relative for posteriors of 10^5 pulls). With a Gaussian prior
-  every theta is drawn (ziggurat normals).
+  (``_crossed``), the exact incomplete beta only when the bound does not. This is exact
+  Thompson sampling: each theta_k has its Beta law and the choice has the step path's
+  distribution, up to the float precision of the incomplete beta (about 1e-10 relative for
+  posteriors of 10^5 pulls). With a Gaussian prior every theta is drawn (ziggurat normals).
 """
 
 from __future__ import annotations

@@ -31,23 +31,27 @@ Where the fused loops deviate from the step path (besides the streams):
   other arm's upper bound: then the leader is the argmax without computing its index. The choice is
   the exact argmax either way; indices are computed to ``tol`` as on the step path, so only
   arms within ``tol`` of each other may be ordered differently.
-- Thompson sampling with a Beta prior (Thompson 1933; Agrawal & Goyal 2012) draws every theta
-  for its first ``PLAIN_STEPS_PER_ARM * K`` steps and then never draws a theta that cannot
-  win. Every arm k but the leader (largest posterior mean) has a threshold q_k
-  (``THRESHOLD_SDS`` posterior sds under the leader's mean, the number that makes the fewest
-  slow steps by a normal estimate) and the exact probability
+- Thompson sampling with a Beta prior (Thompson 1933; Agrawal & Goyal 2012) never draws a
+  theta that cannot win. For its first ``PLAIN_STEPS_PER_ARM * K`` steps every theta can win:
+  a posterior of fewer than ``TABLE_PULLS`` pulls is placed in one of ``TABLE_BINS`` equally
+  likely bins by one uniform (a table of Beta quantiles, ``quantile_bins``), the others are
+  drawn, and only the thetas whose bins reach above the highest bin floor are drawn, within
+  their bins (``_beta_within``). Then every arm k but the leader (largest posterior mean) has
+  a threshold q_k (``THRESHOLD_SDS`` posterior sds under the leader's mean, the number that
+  makes the fewest slow steps by a normal estimate) and the exact probability
   ``P(theta_k > q_k)`` (the regularised incomplete beta), recomputed when its posterior or the
-  leader changes; the leader's ``P(theta_lead <= max_k q_k)`` is bounded for a few of its
-  failures ahead and its events thinned. The steps at which some theta crosses its threshold
-  are drawn ahead as geometric waiting times; until the next one the leader wins without a
-  draw (its successes are taken in one tight run over the env stream, ``_leader_run``), and
-  at one the thetas that can win are drawn from Beta conditioned on the side they
-  fell on (rejection from full Beta draws, or from the exponential tangent to the log-concave
-  density at the threshold for a tail); an arm that crossed its threshold is drawn only if it
-  beats the largest theta so far, which a uniform decides against a bound on that probability
-  (``_crossed``), the exact incomplete beta only when the bound does not. This is exact
-  Thompson sampling: each theta_k has its Beta law and the choice has the step path's
-  distribution, up to the float precision of the incomplete beta (about 1e-10 relative for
+  leader changes; an arm above ``DRAW_TAIL`` of that is drawn at every step instead. The
+  leader's ``P(theta_lead <= max_k q_k)`` is bounded for a few of its failures ahead and its
+  events thinned. The steps at which some theta crosses its threshold are drawn ahead as
+  geometric waiting times; until the next one the leader wins without a draw (its successes
+  are taken in one tight run over the env stream, ``_leader_run``), and at one the thetas that
+  can win are drawn from Beta conditioned on the side they fell on (rejection from full Beta
+  draws, or from the exponential tangent to the log-concave density at the threshold for a
+  tail); an arm that crossed its threshold is drawn only if it beats the largest theta so
+  far, which a uniform decides against a bound on that probability (``_crossed``), the exact
+  incomplete beta only when the bound does not. This is exact Thompson sampling: each theta_k
+  has its Beta law and the choice has the step path's distribution, up to the float precision
+  of the incomplete beta and of the quantile table (about 1e-13; 1e-10 relative for
   posteriors of 10^5 pulls). With a Gaussian prior every theta is drawn (ziggurat normals).
 """
 
@@ -80,7 +84,13 @@ from feedbackgym.envs.bandits import BernoulliBanditVec, GaussianBanditVec
 #: Thompson sampling's thresholds: one of THRESHOLD_SDS posterior sds under the leader's mean.
 THRESHOLD_SDS = np.array([2.5, 3.0, 3.5, 4.0, 4.5, 5.0])
 #: ... and its first PLAIN_STEPS_PER_ARM * K steps draw every theta (thresholds would not pay).
-PLAIN_STEPS_PER_ARM = 30
+PLAIN_STEPS_PER_ARM = 45
+#: There a posterior of fewer than TABLE_PULLS pulls is first placed in one of TABLE_BINS
+#: equally likely quantile bins (a table lookup): only the thetas whose bins can win are drawn.
+TABLE_PULLS, TABLE_BINS = 64, 256
+#: An arm whose theta exceeds the threshold with probability above DRAW_TAIL is drawn at
+#: every step instead (its crossings would cost more than its draws).
+DRAW_TAIL = 0.25
 _ENV, _AGENT = 0, 1  # the two streams of a run, in its local state array
 
 
@@ -358,19 +368,20 @@ def _reference(a: np.ndarray, b: np.ndarray, lead: int) -> float:
 @njit(cache=True, error_model="numpy", inline="always")
 def _threshold(a: float, b: float, reference: float) -> tuple[float, float, float]:
     """(q, P(theta > q), hazard f(q) / P(theta > q)) for theta ~ Beta(a, b): q is the reference,
-    or 1 (always drawn; tail and hazard 0) for an arm whose theta would exceed it more often
-    than not (or a reference <= 0)."""
+    or 1 (always drawn; tail and hazard 0) for an arm whose theta would exceed it with
+    probability above ``DRAW_TAIL`` (or a reference <= 0)."""
     if reference <= 0.0:
         return 1.0, 0.0, 0.0
     # under the smaller of the mean and the mode the tail is more than half (the median lies
-    # between them for a, b > 1, and above the mean for b = 1): no incomplete beta needed
+    # between them for a, b > 1, and above the mean for b = 1), so above DRAW_TAIL: no
+    # incomplete beta needed
     floor = a / (a + b)
     if b > 1.0 and a > 1.0:
         floor = min(floor, (a - 1.0) / (a + b - 2.0))
     if (b == 1.0 or a > 1.0) and reference < floor:
         return 1.0, 0.0, 0.0
     _, tail, density = beta_tails_density(reference, a, b)
-    if tail > 0.5:
+    if tail > DRAW_TAIL:
         return 1.0, 0.0, 0.0
     return reference, tail, density / tail
 
@@ -451,6 +462,78 @@ def _beta_side(
     return theta
 
 
+@njit(cache=True, parallel=True, error_model="numpy")
+def _quantile_bins(pulls: int, bins: int) -> np.ndarray:
+    """Edges of ``bins`` equally likely bins of every Beta(1 + s, 1 + n - s), n < ``pulls``:
+    row ``n (n + 1) / 2 + s`` holds the quantiles 0, 1 / bins, ..., 1, each solved by Newton's
+    method on the incomplete beta from the last edge (bisection where a step leaves the
+    bracket), to float precision."""
+    edges = np.empty((pulls * (pulls + 1) // 2, bins + 1))
+    for row_id in prange(edges.shape[0]):
+        n = int(0.5 * (math.sqrt(8.0 * row_id + 1.0) - 1.0))
+        while n * (n + 1) // 2 > row_id:  # guard the float square root
+            n -= 1
+        while (n + 1) * (n + 2) // 2 <= row_id:
+            n += 1
+        s = row_id - n * (n + 1) // 2
+        a, b = 1.0 + s, 1.0 + n - s
+        row = edges[row_id]
+        row[0], row[bins] = 0.0, 1.0
+        x, below, density = 0.0, 0.0, 0.0
+        for j in range(1, bins):
+            p = j / bins
+            lo, hi = row[j - 1], 1.0
+            nxt = x + (p - below) / density if density > 0.0 else 0.5 * (lo + hi)
+            for _ in range(200):
+                if not lo < nxt < hi:
+                    nxt = 0.5 * (lo + hi)
+                if abs(nxt - x) <= 1e-16 + 1e-15 * x:
+                    x = nxt
+                    break
+                x = nxt
+                below, _, density = beta_tails_density(x, a, b)
+                if below < p:
+                    lo = x
+                else:
+                    hi = x
+                nxt = x - (below - p) / density if density > 0.0 else 0.5 * (lo + hi)
+            row[j] = x
+    return edges
+
+
+_BINS: list[np.ndarray] = []
+
+
+def quantile_bins() -> np.ndarray:
+    """The table of :func:`_quantile_bins` for ``TABLE_PULLS`` and ``TABLE_BINS``, built once."""
+    if not _BINS:
+        _BINS.append(_quantile_bins(TABLE_PULLS, TABLE_BINS))
+    return _BINS[0]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _log_density(a: float, b: float, x: float) -> float:
+    """log of Beta(a, b)'s density at x, up to a constant (a term whose coefficient is 0 is 0)."""
+    out = 0.0
+    if a != 1.0:
+        out += (a - 1.0) * math.log(x)
+    if b != 1.0:
+        out += (b - 1.0) * math.log1p(-x)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _beta_within(state: np.ndarray, a: float, b: float, lo: float, hi: float) -> float:
+    """theta ~ Beta(a, b) conditioned on lo <= theta <= hi, by rejection from the uniform on
+    [lo, hi] under the density's largest value there (log-concave: at the mode, clamped)."""
+    mode = (a - 1.0) / (a + b - 2.0) if a + b > 2.0 else lo
+    peak = _log_density(a, b, min(max(mode, lo), hi))
+    while True:
+        x = lo + (hi - lo) * _uniform(state, _AGENT)
+        if 0.0 < x < 1.0 and math.log(_uniform(state, _AGENT)) <= _log_density(a, b, x) - peak:
+            return x
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _leader_run(
     state: np.ndarray, mean: float, gap: float, regret: float, most: int
@@ -485,6 +568,7 @@ def _argmax(values: np.ndarray) -> int:
 @njit(cache=True, parallel=True, error_model="numpy")
 def thompson_beta_loop(
     means: np.ndarray,
+    bins: np.ndarray,
     steps: np.ndarray,
     env_seeds: np.ndarray,
     agent_seeds: np.ndarray,
@@ -501,11 +585,15 @@ def thompson_beta_loop(
     the leader has failed ``budget`` more times (Beta is stochastically increasing in a and
     decreasing in b), and a candidate is an event with probability P(theta_lead <= ell) / pbar.
     Until the next event of any kind, every theta_k <= q_k <= ell < theta_lead: the leader is
-    pulled and no theta is drawn. The first ``PLAIN_STEPS_PER_ARM * K`` steps draw every theta
-    (plain Thompson sampling: with wide posteriors the thresholds would not pay for
-    themselves). Every non-leader's threshold is one reference (unless it is
-    always drawn), set from the leader's posterior when the leader has fallen close to it and
-    at steps 2^j; an arm's tail is recomputed after it is pulled or stops leading.
+    pulled and no theta is drawn. At an event the arms always drawn (``drawn``) are drawn
+    first; the others matter only when one crossed its threshold or a threshold lies above the
+    largest theta so far. The first ``PLAIN_STEPS_PER_ARM * K`` steps treat every theta as
+    one that can win (with wide posteriors the thresholds would not pay for themselves): each
+    is placed in its quantile bin (``bins``, from :func:`quantile_bins`) or drawn, and the
+    bins that reach above the highest bin floor are drawn within. Every non-leader's
+    threshold is one reference (unless it is always drawn), set from the leader's posterior
+    when the leader has fallen close to it and at steps 2^j; an arm's tail is recomputed after
+    it is pulled or stops leading.
     """
     n_runs, n_arms = means.shape
     horizon = steps[-1]
@@ -532,8 +620,16 @@ def thompson_beta_loop(
         lead_stale = True
         ell, pbar, budget, cand = 1.0, 1.0, 0, 0  # the leader's thinned "theta <= ell" events
         next_any = 0  # the first step with an event of any arm
+        next_ev = 0  # ... of a non-leader's threshold (a lower bound)
+        drawn = np.empty(n_arms, dtype=np.int64)  # the non-leaders without a threshold
+        n_drawn, q_others = 0, 0.0  # ... how many, and the others' largest threshold
         refresh = 1
         plain = PLAIN_STEPS_PER_ARM * n_arms
+        n_bins = bins.shape[1] - 1
+        n_table = int(0.5 * (math.sqrt(8.0 * bins.shape[0] + 1.0) - 1.0))  # rows: n(n+1)/2
+        low = np.empty(n_arms)  # the plain steps' bins
+        high = np.empty(n_arms)
+        binned = np.zeros(n_arms, dtype=np.bool_)
         regret = 0.0
         cp = 0
         t = 0
@@ -550,14 +646,35 @@ def thompson_beta_loop(
                         a[lead] += wins
                         ready[lead] = False
                         post[lead] = a[lead] / (a[lead] + b[lead])
-            if t < plain:  # wide posteriors: every theta can win, so all are drawn
-                arm = 0
-                top = -1.0
+            if t < plain:  # wide posteriors: every theta can win
+                # each theta is placed in its quantile bin (few pulls) or drawn; only those
+                # whose bins reach above the highest bin floor are then drawn within them
+                floor, first = -1.0, 0
                 for k in range(n_arms):
-                    theta = _draw(state, alpha, beta, ready, a, b, k)
-                    if theta > top:
-                        top = theta
-                        arm = k
+                    pulls = int(a[k] + b[k]) - 2
+                    if pulls < n_table:
+                        u = _uniform(state, _AGENT) * n_bins
+                        j = min(int(u), n_bins - 1)
+                        row = pulls * (pulls + 1) // 2 + int(a[k]) - 1
+                        low[k], high[k], binned[k] = bins[row, j], bins[row, j + 1], True
+                    else:
+                        low[k] = high[k] = _draw(state, alpha, beta, ready, a, b, k)
+                        binned[k] = False
+                    if low[k] > floor:
+                        floor, first = low[k], k
+                arm, top = first, -1.0
+                contenders = 0
+                for k in range(n_arms):
+                    if high[k] > floor or k == first:
+                        contenders += 1
+                if contenders > 1:
+                    for k in range(n_arms):
+                        if high[k] > floor or k == first:
+                            theta = low[k]
+                            if binned[k]:
+                                theta = _beta_within(state, a[k], b[k], low[k], high[k])
+                            if theta > top:
+                                top, arm = theta, k
             else:
                 if t == plain:
                     lead = _argmax(post)
@@ -580,14 +697,21 @@ def thompson_beta_loop(
                                     q[k], tail[k], hazard[k] = _threshold(a[k], b[k], reference)
                                     event[k] = t - 1 + _geometric(state, tail[k], never)
                                     next_any = min(next_any, event[k])
+                                    next_ev = min(next_ev, event[k])
                                     lead_stale = lead_stale or q[k] != was  # ell may move
                         any_stale = False
                     if not lead_stale:
                         break
-                    ell = 0.0
+                    # the arms always drawn, and the largest threshold of the others
+                    n_drawn, q_others = 0, 0.0
                     for k in range(n_arms):
-                        if k != lead and q[k] > ell:
-                            ell = q[k]
+                        if k != lead:
+                            if q[k] >= 1.0:
+                                drawn[n_drawn] = k
+                                n_drawn += 1
+                            elif q[k] > q_others:
+                                q_others = q[k]
+                    ell = 1.0 if n_drawn > 0 else q_others
                     budget = 1 + int(0.5 * math.sqrt(a[lead] * b[lead] / (a[lead] + b[lead])))
                     pbar = beta_tails(ell, a[lead], b[lead] + budget)[0]
                     if attempt == 0 and ell < 1.0 and pbar > 0.05:
@@ -595,10 +719,11 @@ def thompson_beta_loop(
                         continue
                     lead_stale = False
                     cand = t - 1 + _geometric(state, pbar, never)
-                    next_any = cand
+                    next_ev = never
                     for k in range(n_arms):
-                        if k != lead and event[k] < next_any:
-                            next_any = event[k]
+                        if k != lead and event[k] < next_ev:
+                            next_ev = event[k]
+                    next_any = min(cand, next_ev)
                     break
                 arm = lead  # until the next event: every theta_k <= q_k <= ell < theta_lead
                 if t >= next_any:
@@ -614,22 +739,33 @@ def thompson_beta_loop(
                             below = _uniform(state, _AGENT) * pbar < p
                             cand = t + _geometric(state, pbar, never)
                         top = _beta_side(state, alpha, beta, ready, a, b, lead, ell, below, p)
-                    next_any = cand
-                    for k in range(n_arms):
-                        if k == lead:
-                            continue
-                        if event[k] == t:
-                            theta = _crossed(state, a[k], b[k], q[k], tail[k], hazard[k], top)
-                            event[k] = t + _geometric(state, tail[k], never)
-                        elif q[k] <= top:
-                            theta = -1.0  # theta_k <= q_k <= top: arm k cannot win, not drawn
-                        else:  # P(theta_k <= q_k) = 1 - tail_k >= 1/2
-                            theta = _beta_side(state, alpha, beta, ready, a, b, k, q[k], True, 1.0)
+                    for i in range(n_drawn):  # the arms without a threshold
+                        k = drawn[i]
+                        theta = _draw(state, alpha, beta, ready, a, b, k)
                         if theta > top:
                             top = theta
                             arm = k
-                        if event[k] < next_any:
-                            next_any = event[k]
+                    # the others matter only at a crossing or where a threshold is above top
+                    if t >= next_ev or top <= q_others:
+                        next_ev = never
+                        for k in range(n_arms):
+                            if k == lead or q[k] >= 1.0:
+                                continue
+                            if event[k] == t:
+                                theta = _crossed(state, a[k], b[k], q[k], tail[k], hazard[k], top)
+                                event[k] = t + _geometric(state, tail[k], never)
+                            elif q[k] <= top:
+                                theta = -1.0  # theta_k <= q_k <= top: cannot win, not drawn
+                            else:  # P(theta_k <= q_k) = 1 - tail_k >= 1/2
+                                theta = _beta_side(
+                                    state, alpha, beta, ready, a, b, k, q[k], True, 1.0
+                                )
+                            if theta > top:
+                                top = theta
+                                arm = k
+                            if event[k] < next_ev:
+                                next_ev = event[k]
+                    next_any = min(cand, next_ev)
             if _uniform(state, _ENV) < mu[arm]:
                 a[arm] += 1.0
                 failed = False
@@ -771,7 +907,7 @@ def fuse_thompson(env: Any, agent: ThompsonSampling, metric: str) -> Run | None:
     if agent.prior == "beta":
         if type(env) is not BernoulliBanditVec:
             return None
-        return _runner(env, agent, thompson_beta_loop)
+        return _runner(env, agent, thompson_beta_loop, quantile_bins())
     return _runner(env, agent, thompson_gaussian_loop, *_env_noise(env), float(agent.sigma))
 
 

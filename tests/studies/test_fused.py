@@ -116,6 +116,34 @@ def test_a_crossed_threshold_beats_the_top_with_its_exact_probability():
     assert stats.kstest(won, lambda x: 1.0 - law.sf(x) / law.sf(top)).pvalue > 1e-3
 
 
+def test_thompson_quantile_bins_are_equally_likely_and_drawn_from_exactly():
+    """The plain steps place each theta in one of TABLE_BINS bins of probability 1 / TABLE_BINS
+    (a table of Beta quantiles) and draw it within its bin only when it can win."""
+    special = pytest.importorskip("scipy.special")
+    stats = pytest.importorskip("scipy.stats")
+    bins = fb.quantile_bins()
+    width = bins.shape[1] - 1
+    assert bins.shape[0] == fb.TABLE_PULLS * (fb.TABLE_PULLS + 1) // 2
+    assert np.all(np.diff(bins, axis=1) > 0)
+    for n, s in [(0, 0), (1, 0), (5, 5), (30, 7), (fb.TABLE_PULLS - 1, 50)]:
+        row = bins[n * (n + 1) // 2 + s]
+        levels = special.betainc(1 + s, 1 + n - s, row)
+        np.testing.assert_allclose(levels, np.arange(width + 1) / width, atol=1e-12)
+    a, b = 31.0, 9.0  # s = 30, n = 38
+    row = bins[38 * 39 // 2 + 30]
+    state = np.array([3, 4], dtype=np.uint64)
+    for j in (0, width // 2, width - 1):  # a tail bin, an inner one, the top one
+        lo, hi = row[j], row[j + 1]
+        draws = np.array([fb._beta_within(state, a, b, lo, hi) for _ in range(3000)])
+        assert draws.min() >= lo and draws.max() <= hi
+        law = stats.beta(a, b)
+
+        def within(x, law=law, lo=lo, hi=hi):
+            return (law.cdf(x) - law.cdf(lo)) / (law.cdf(hi) - law.cdf(lo))
+
+        assert stats.kstest(draws, within).pvalue > 1e-3
+
+
 @pytest.mark.parametrize(("env_id", "agent", "params"), CASES)
 def test_every_fused_pair_is_deterministic_and_thread_independent(env_id, agent, params):
     before = numba.get_num_threads()

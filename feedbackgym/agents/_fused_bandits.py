@@ -556,6 +556,16 @@ def _leader_run(
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _argmax_except(values: np.ndarray, skip: int) -> int:
+    """The first index of the largest value but ``skip`` (``skip`` when it is the only one)."""
+    best = -1
+    for k in range(values.size):
+        if k != skip and (best < 0 or values[k] > values[best]):
+            best = k
+    return skip if best < 0 else best
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _argmax(values: np.ndarray) -> int:
     """The first index of the largest value (the step path's tie rule)."""
     best = 0
@@ -623,6 +633,9 @@ def thompson_beta_loop(
         next_ev = 0  # ... of a non-leader's threshold (a lower bound)
         drawn = np.empty(n_arms, dtype=np.int64)  # the non-leaders without a threshold
         n_drawn, q_others = 0, 0.0  # ... how many, and the others' largest threshold
+        held = np.empty(n_arms, dtype=np.int64)  # the non-leaders with a threshold
+        n_held = 0
+        runner = 0  # the non-leader of largest posterior mean (first on ties)
         refresh = 1
         plain = PLAIN_STEPS_PER_ARM * n_arms
         n_bins = bins.shape[1] - 1
@@ -678,6 +691,7 @@ def thompson_beta_loop(
             else:
                 if t == plain:
                     lead = _argmax(post)
+                    runner = _argmax_except(post, lead)
                     refresh = 2 * max(plain, 1)
                 if t == refresh:
                     renew = True
@@ -703,14 +717,16 @@ def thompson_beta_loop(
                     if not lead_stale:
                         break
                     # the arms always drawn, and the largest threshold of the others
-                    n_drawn, q_others = 0, 0.0
+                    n_drawn, n_held, q_others = 0, 0, 0.0
                     for k in range(n_arms):
                         if k != lead:
                             if q[k] >= 1.0:
                                 drawn[n_drawn] = k
                                 n_drawn += 1
-                            elif q[k] > q_others:
-                                q_others = q[k]
+                            else:
+                                held[n_held] = k
+                                n_held += 1
+                                q_others = max(q_others, q[k])
                     ell = 1.0 if n_drawn > 0 else q_others
                     budget = 1 + int(0.5 * math.sqrt(a[lead] * b[lead] / (a[lead] + b[lead])))
                     pbar = beta_tails(ell, a[lead], b[lead] + budget)[0]
@@ -748,9 +764,8 @@ def thompson_beta_loop(
                     # the others matter only at a crossing or where a threshold is above top
                     if t >= next_ev or top <= q_others:
                         next_ev = never
-                        for k in range(n_arms):
-                            if k == lead or q[k] >= 1.0:
-                                continue
+                        for i in range(n_held):
+                            k = held[i]
                             if event[k] == t:
                                 theta = _crossed(state, a[k], b[k], q[k], tail[k], hazard[k], top)
                                 event[k] = t + _geometric(state, tail[k], never)
@@ -779,13 +794,18 @@ def thompson_beta_loop(
                 if arm != lead:  # its posterior moved: its tail is recomputed
                     stale[arm] = True
                     any_stale = True
+                    runner = _argmax_except(post, lead)
                 else:  # the leader's mean fell; its bound holds for ``budget`` failures
                     budget -= 1
-                new = _argmax(post)
+                # the new argmax of the posterior means (first index on ties), from the runner-up
+                new = lead
+                if post[runner] > post[lead] or (post[runner] == post[lead] and runner < lead):
+                    new = runner
                 if new != lead:  # the old leader is one of the others now; the
                     stale[lead] = True  # reference stays (any threshold is exact)
                     any_stale = True
                     lead = new
+                    runner = _argmax_except(post, lead)
                     lead_stale = True
                 elif budget < 0:
                     lead_stale = True

@@ -82,7 +82,7 @@ from feedbackgym.agents.fused import Run, register
 from feedbackgym.envs.bandits import BernoulliBanditVec, GaussianBanditVec
 
 #: Thompson sampling's thresholds: one of THRESHOLD_SDS posterior sds under the leader's mean.
-THRESHOLD_SDS = np.array([2.5, 3.0, 3.5, 4.0, 4.5, 5.0])
+THRESHOLD_SDS = np.array([3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5])
 #: ... and its first PLAIN_STEPS_PER_ARM * K steps draw every theta (thresholds would not pay).
 PLAIN_STEPS_PER_ARM = 45
 #: There a posterior of fewer than TABLE_PULLS pulls is first placed in one of TABLE_BINS

@@ -350,19 +350,17 @@ def _reference(a: np.ndarray, b: np.ndarray, lead: int) -> float:
     total = a[lead] + b[lead]
     mean = a[lead] / total
     sd = math.sqrt(a[lead] * b[lead] / (total * total * (total + 1.0)))
-    best, best_rate = mean - THRESHOLD_SDS[0] * sd, np.inf
-    for sds in THRESHOLD_SDS:
-        q = mean - sds * sd
-        rate = 0.5 * math.erfc((sds - 0.5) / math.sqrt(2.0))  # budget: ~0.5 sd
-        for k in range(a.size):
-            if k != lead:
-                n_k = a[k] + b[k]
-                m_k = a[k] / n_k
-                s_k = math.sqrt(a[k] * b[k] / (n_k * n_k * (n_k + 1.0)))
-                rate += 0.5 * math.erfc((q - m_k) / (s_k * math.sqrt(2.0)))
-        if rate < best_rate:
-            best, best_rate = q, rate
-    return best
+    rates = 0.5 * np.array([math.erfc((sds - 0.5) / math.sqrt(2.0)) for sds in THRESHOLD_SDS])
+    for k in range(a.size):  # budget: ~0.5 sd
+        if k != lead:
+            n_k = a[k] + b[k]
+            m_k = a[k] / n_k
+            s_k = math.sqrt(2.0 * a[k] * b[k] / (n_k * n_k * (n_k + 1.0)))
+            for i in range(THRESHOLD_SDS.size):
+                z = (mean - THRESHOLD_SDS[i] * sd - m_k) / s_k
+                if z < 6.0:  # beyond, the term is under 1e-17
+                    rates[i] += 0.5 * math.erfc(z)
+    return mean - THRESHOLD_SDS[np.argmin(rates)] * sd
 
 
 @njit(cache=True, error_model="numpy", inline="always")

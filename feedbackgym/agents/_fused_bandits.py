@@ -298,10 +298,21 @@ def kl_ucb_loop(
 
 # ----- Thompson sampling -------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def _beta(state: np.ndarray, alpha: np.ndarray, beta: np.ndarray, k: int) -> float:
-    """theta ~ Beta from the gamma constants ``alpha[0, k]``, ``beta[0, k]`` (as the step path)."""
-    x = _gamma(state, _AGENT, alpha[0, k, 0], alpha[0, k, 1])
-    y = _gamma(state, _AGENT, beta[0, k, 0], beta[0, k, 1])
+def _shape_constants(count: int) -> np.ndarray:
+    """The gamma constants (``set_gamma_constants``) of the shapes 1, 2, ..., count: a Beta
+    posterior's parameters are whole numbers, so its draws read them from here."""
+    table = np.empty((1, count, 2))
+    for i in range(count):
+        set_gamma_constants(table, 0, i, i + 1.0)
+    return table
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _draw(state: np.ndarray, shapes: np.ndarray, a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """theta_k ~ Beta(a_k, b_k) as a ratio of gamma variates, as the step path draws it."""
+    i, j = int(a[k]) - 1, int(b[k]) - 1
+    x = _gamma(state, _AGENT, shapes[0, i, 0], shapes[0, i, 1])
+    y = _gamma(state, _AGENT, shapes[0, j, 0], shapes[0, j, 1])
     return x / (x + y)
 
 
@@ -416,30 +427,10 @@ def _geometric(state: np.ndarray, p: float, cap: int) -> int:
     return cap if g >= cap else int(g)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _draw(
-    state: np.ndarray,
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    ready: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    k: int,
-) -> float:
-    """theta_k ~ Beta(a_k, b_k), the gamma constants set first when arm k's posterior moved."""
-    if not ready[k]:
-        set_gamma_constants(alpha, 0, k, a[k])
-        set_gamma_constants(beta, 0, k, b[k])
-        ready[k] = True
-    return _beta(state, alpha, beta, k)
-
-
 @njit(cache=True, error_model="numpy")
 def _beta_side(
     state: np.ndarray,
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    ready: np.ndarray,
+    shapes: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
     k: int,
@@ -454,9 +445,9 @@ def _beta_side(
         return 1.0 - _beta_above(state, b[k], a[k], 1.0 - x)
     if not below and p_below > 0.5:
         return _beta_above(state, a[k], b[k], x)
-    theta = _draw(state, alpha, beta, ready, a, b, k)
+    theta = _draw(state, shapes, a, b, k)
     while (theta <= x) != below:
-        theta = _draw(state, alpha, beta, ready, a, b, k)
+        theta = _draw(state, shapes, a, b, k)
     return theta
 
 
@@ -606,15 +597,13 @@ def thompson_beta_loop(
     n_runs, n_arms = means.shape
     horizon = steps[-1]
     never = horizon + 1
+    shapes = _shape_constants(horizon + 2)
     for n in prange(n_runs):
         state = _run_state(env_seeds[n], agent_seeds[n])
         mu = means[n].copy()
         gap = _gaps(mu)
         a = np.ones(n_arms)  # Beta(1 + S, 1 + F)
         b = np.ones(n_arms)
-        alpha = np.empty((1, n_arms, 2))  # gamma constants of a and b, as the step path
-        beta = np.empty((1, n_arms, 2))
-        ready = np.zeros(n_arms, dtype=np.bool_)
         post = np.full(n_arms, 0.5)  # posterior means
         q = np.ones(n_arms)
         tail = np.zeros(n_arms)  # P(theta_k > q_k)
@@ -655,7 +644,6 @@ def thompson_beta_loop(
                     if wins > 0:
                         t += wins
                         a[lead] += wins
-                        ready[lead] = False
                         post[lead] = a[lead] / (a[lead] + b[lead])
             if t < plain:  # wide posteriors: every theta can win
                 # each theta is placed in its quantile bin (few pulls) or drawn; only those
@@ -669,7 +657,7 @@ def thompson_beta_loop(
                         row = pulls * (pulls + 1) // 2 + int(a[k]) - 1
                         low[k], high[k], binned[k] = bins[row, j], bins[row, j + 1], True
                     else:
-                        low[k] = high[k] = _draw(state, alpha, beta, ready, a, b, k)
+                        low[k] = high[k] = _draw(state, shapes, a, b, k)
                         binned[k] = False
                     if low[k] > floor:
                         floor, first = low[k], k
@@ -743,7 +731,7 @@ def thompson_beta_loop(
                 if t >= next_any:
                     if ell >= 1.0:  # theta_lead <= ell always: no condition
                         cand = t + 1
-                        top = _draw(state, alpha, beta, ready, a, b, lead)
+                        top = _draw(state, shapes, a, b, lead)
                     else:
                         p = 0.0 if pbar <= 0.5 else beta_tails(ell, a[lead], b[lead])[0]
                         below = False
@@ -752,10 +740,10 @@ def thompson_beta_loop(
                                 p = beta_tails(ell, a[lead], b[lead])[0]
                             below = _uniform(state, _AGENT) * pbar < p
                             cand = t + _geometric(state, pbar, never)
-                        top = _beta_side(state, alpha, beta, ready, a, b, lead, ell, below, p)
+                        top = _beta_side(state, shapes, a, b, lead, ell, below, p)
                     for i in range(n_drawn):  # the arms without a threshold
                         k = drawn[i]
-                        theta = _draw(state, alpha, beta, ready, a, b, k)
+                        theta = _draw(state, shapes, a, b, k)
                         if theta > top:
                             top = theta
                             arm = k
@@ -771,7 +759,7 @@ def thompson_beta_loop(
                                 theta = -1.0  # theta_k <= q_k <= top: cannot win, not drawn
                             else:  # P(theta_k <= q_k) = 1 - tail_k >= 1/2
                                 theta = _beta_side(
-                                    state, alpha, beta, ready, a, b, k, q[k], True, 1.0
+                                    state, shapes, a, b, k, q[k], True, 1.0
                                 )
                             if theta > top:
                                 top = theta
@@ -785,7 +773,6 @@ def thompson_beta_loop(
             else:
                 b[arm] += 1.0
                 failed = True
-            ready[arm] = False
             post[arm] = a[arm] / (a[arm] + b[arm])
             regret += gap[arm]
             if t >= plain and (arm != lead or failed):

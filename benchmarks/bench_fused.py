@@ -186,8 +186,9 @@ def main() -> None:
     lines += [
         "",
         f"Thompson sampling, fused, {args.runs} runs, pulls/s against the horizon: while the "
-        "posteriors are wide, every arm's theta can win and is drawn (two gamma variates each); "
-        "later the leader wins without a draw until some theta crosses its threshold.",
+        "posteriors are wide, every arm's theta can win (each is placed in a quantile bin, and "
+        "those that can win are drawn); later the leader wins without a draw until some theta "
+        "crosses its threshold, and while two arms race both are drawn at every step.",
         "",
         "| K | " + " | ".join(f"T = {h:,}" for h in horizons) + " |",
         "|---:|" + "---:|" * len(horizons),

@@ -458,15 +458,13 @@ def _quantile_bins(pulls: int, bins: int) -> np.ndarray:
     method on the incomplete beta from the last edge (bisection where a step leaves the
     bracket), to float precision."""
     edges = np.empty((pulls * (pulls + 1) // 2, bins + 1))
-    for row_id in prange(edges.shape[0]):
-        n = int(0.5 * (math.sqrt(8.0 * row_id + 1.0) - 1.0))
-        while n * (n + 1) // 2 > row_id:  # guard the float square root
-            n -= 1
-        while (n + 1) * (n + 2) // 2 <= row_id:
-            n += 1
-        s = row_id - n * (n + 1) // 2
+    for cell in prange(pulls * (pulls + 1)):  # (n, s) in both orders: rows of even cost
+        n = cell // (pulls + 1)
+        s = cell - n * (pulls + 1)
+        if s > n:
+            n, s = pulls - 1 - n, s - n - 1  # the other half of the square
         a, b = 1.0 + s, 1.0 + n - s
-        row = edges[row_id]
+        row = edges[n * (n + 1) // 2 + s]
         row[0], row[bins] = 0.0, 1.0
         x, below, density = 0.0, 0.0, 0.0
         for j in range(1, bins):

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
-from feedbackgym.feedback.base import Segments, as_segments
+from feedbackgym.feedback.base import Segments, as_segments, check_choice
+from feedbackgym.feedback.symmetry import SYMMETRIES, images
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -185,6 +186,11 @@ class RewardModel:
         squared difference between consecutive steps' rewards within each labelled segment,
         which spreads a segment's return evenly over its steps instead of on a few of them.
         0 (the default) turns it off.
+    :param symmetry: a group of maps that leave the task's reward unchanged (one of
+        :data:`~feedbackgym.feedback.symmetry.SYMMETRIES`, e.g. ``"planar"``: rotations by
+        quarter turns and mirror images of MPE's plane), or None. :meth:`fit` then fits every
+        image of every labelled segment, with the same label, and divides the passes over
+        the data by the group's size (same compute).
     """
 
     def __init__(
@@ -205,6 +211,7 @@ class RewardModel:
         mistake_rate: float = 0.0,
         agent_axis: bool = False,
         temporal_reg: float = 0.0,
+        symmetry: str | None = None,
     ) -> None:
         self.members = check_positive_int("members", members)
         self.hidden = check_positive_int("hidden", hidden)
@@ -223,6 +230,7 @@ class RewardModel:
         self.mistake_rate = check_range("mistake_rate", mistake_rate, 0.0, 0.5, high_open=True)
         self.agent_axis = bool(agent_axis)
         self.temporal_reg = check_range("temporal_reg", temporal_reg, 0.0)
+        self.symmetry = None if symmetry is None else check_choice("symmetry", symmetry, SYMMETRIES)
         self.network: Any = None
         self.optimiser: Any = None
         self.feature_mean: np.ndarray | None = None
@@ -300,6 +308,8 @@ class RewardModel:
         arrays = data.arrays()
         if not len(data):
             raise ConfigError("no answered comparison to fit the reward model to")
+        if self.symmetry is not None:
+            arrays, epochs = self._images(arrays, epochs)
         pair_x = rank_x = None
         if "labels" in arrays:
             pair_x = self.features(arrays["pair_obs"], arrays["pair_actions"], lead=3)
@@ -348,6 +358,24 @@ class RewardModel:
             losses["loss"] = self.losses[-1]
         self.network.eval()
         return losses
+
+    def _images(self, arrays: dict[str, np.ndarray], epochs: int) -> tuple[dict[str, Any], int]:
+        """Every comparison once per map of ``symmetry`` (labels and orders repeated), and the
+        passes over them: ``epochs`` divided by the group's size, rounded up."""
+        out = dict(arrays)
+        size = 1
+        for kind, answers in (("pair", "labels"), ("rank", "orders")):
+            if answers not in arrays:
+                continue
+            obs, actions = arrays[f"{kind}_obs"], arrays[f"{kind}_actions"]
+            bare = actions.dtype.kind == "f" and actions.shape[-1:] == (0,)  # no actions
+            mapped = images(str(self.symmetry), obs, None if bare else actions)
+            size = len(mapped)
+            out[f"{kind}_obs"] = np.concatenate([o for o, _ in mapped])
+            if not bare:
+                out[f"{kind}_actions"] = np.concatenate([a for _, a in mapped])
+            out[answers] = np.concatenate([arrays[answers]] * size)
+        return out, max(1, -(-epochs // size))
 
     def _batches(self, n_pairs: int, n_ranks: int) -> Iterator[tuple[Any, Any]]:
         """Per-member index batches ``(members, b)``: each member sees its own shuffle."""
@@ -519,6 +547,7 @@ class RewardModel:
                 "mistake_rate": self.mistake_rate,
                 "agent_axis": self.agent_axis,
                 "temporal_reg": self.temporal_reg,
+                "symmetry": self.symmetry,
             },
             "one_hot": dict(self.one_hot),
             "feature_mean": self.feature_mean,

@@ -48,6 +48,8 @@ def planar_images(
     continuous action's 5 components are permuted the same way. The identity comes first.
     """
     width = obs.shape[-1]
+    if obs.dtype.kind in "iub":
+        raise ConfigError("symmetry 'planar' needs observations of (x, y) vectors, not states")
     if width % 2:
         raise ConfigError(
             f"symmetry 'planar' reads observations as (x, y) vectors, got {width} values a step"

@@ -6,7 +6,8 @@ Each run is `feedbackgym.studies.train.train` on a shipped config (what ``feedba
 - ``spread``: MPE cooperative navigation (``mpe2/simple_spread_v3``, 3 agents, 1M agent
   steps): PPO on the true reward (``configs/spread-ppo.yaml``) vs pref-PPO on a team reward
   learned from 1,000 team labels (``configs/spread-pref-ppo.yaml``), with and without MARLHF's
-  temporal regulariser (same labels budget and seeds). Normalised return = (return - random
+  temporal regulariser, and with the reward model's planar symmetry (each labelled pair also
+  fitted turned and mirrored; same labels budget and seeds). Normalised return = (return - random
   policy's) / (PPO's - random's), on the same evaluation episodes.
 - ``ceiling``: where ``spread``'s gap comes from. PPO (``configs/spread-ppo.yaml``'s settings)
   on a FIXED reward model of the same per-agent-sum architecture (hidden 64 x 2), fitted before

@@ -57,6 +57,7 @@ Where the fused loops deviate from the step path (besides the streams):
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -83,6 +84,8 @@ from feedbackgym.envs.bandits import BernoulliBanditVec, GaussianBanditVec
 
 #: Thompson sampling's thresholds: one of THRESHOLD_SDS posterior sds under the leader's mean.
 THRESHOLD_SDS = np.array([3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5])
+#: ... under which the leader's theta falls about this often (its thinning budget: ~0.5 sd)
+_LEADER_RATES = 0.5 * np.array([math.erfc((sds - 0.5) / math.sqrt(2.0)) for sds in THRESHOLD_SDS])
 #: ... and its first PLAIN_STEPS_PER_ARM * K steps draw every theta (thresholds would not pay).
 PLAIN_STEPS_PER_ARM = 45
 #: There a posterior of fewer than TABLE_PULLS pulls is first placed in one of TABLE_BINS
@@ -316,6 +319,17 @@ def _draw(state: np.ndarray, shapes: np.ndarray, a: np.ndarray, b: np.ndarray, k
     return x / (x + y)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _log_density(a: float, b: float, x: float) -> float:
+    """log of Beta(a, b)'s density at x, up to a constant (a term whose coefficient is 0 is 0)."""
+    out = 0.0
+    if a != 1.0:
+        out += (a - 1.0) * math.log(x)
+    if b != 1.0:
+        out += (b - 1.0) * math.log1p(-x)
+    return out
+
+
 @njit(cache=True, error_model="numpy")
 def _beta_above(state: np.ndarray, a: float, b: float, q: float) -> float:
     """theta ~ Beta(a, b) conditioned on theta > q (a, b >= 1), by rejection.
@@ -327,7 +341,6 @@ def _beta_above(state: np.ndarray, a: float, b: float, q: float) -> float:
     curvature being convex), and ``log u <= u - 1``.
     """
     slope = (a - 1.0) / q - (b - 1.0) / (1.0 - q)
-    log_fq = (a - 1.0) * math.log(q) + (b - 1.0) * math.log1p(-q)
     width = 1.0 - q
     rate = abs(slope)
     mass = -math.expm1(-rate * width)
@@ -345,8 +358,8 @@ def _beta_above(state: np.ndarray, a: float, b: float, q: float) -> float:
         curve = max(curve_q, (a - 1.0) / (x * x) + (b - 1.0) / ((1.0 - x) * (1.0 - x)))
         if u <= 1.0 - 0.5 * curve * (x - q) * (x - q):
             return x
-        log_f = (a - 1.0) * math.log(x) + (b - 1.0) * math.log1p(-x)
-        if math.log(u) <= log_f - log_fq - slope * (x - q):
+        # past the squeeze (rarely): the exact test, density over envelope
+        if math.log(u) <= _log_density(a, b, x) - _log_density(a, b, q) - slope * (x - q):
             return x
 
 
@@ -361,8 +374,8 @@ def _reference(a: np.ndarray, b: np.ndarray, lead: int) -> float:
     total = a[lead] + b[lead]
     mean = a[lead] / total
     sd = math.sqrt(a[lead] * b[lead] / (total * total * (total + 1.0)))
-    rates = 0.5 * np.array([math.erfc((sds - 0.5) / math.sqrt(2.0)) for sds in THRESHOLD_SDS])
-    for k in range(a.size):  # budget: ~0.5 sd
+    rates = _LEADER_RATES.copy()
+    for k in range(a.size):
         if k != lead:
             n_k = a[k] + b[k]
             m_k = a[k] / n_k
@@ -488,25 +501,10 @@ def _quantile_bins(pulls: int, bins: int) -> np.ndarray:
     return edges
 
 
-_BINS: list[np.ndarray] = []
-
-
+@functools.cache
 def quantile_bins() -> np.ndarray:
     """The table of :func:`_quantile_bins` for ``TABLE_PULLS`` and ``TABLE_BINS``, built once."""
-    if not _BINS:
-        _BINS.append(_quantile_bins(TABLE_PULLS, TABLE_BINS))
-    return _BINS[0]
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _log_density(a: float, b: float, x: float) -> float:
-    """log of Beta(a, b)'s density at x, up to a constant (a term whose coefficient is 0 is 0)."""
-    out = 0.0
-    if a != 1.0:
-        out += (a - 1.0) * math.log(x)
-    if b != 1.0:
-        out += (b - 1.0) * math.log1p(-x)
-    return out
+    return _quantile_bins(TABLE_PULLS, TABLE_BINS)
 
 
 @njit(cache=True, error_model="numpy")
@@ -756,9 +754,7 @@ def thompson_beta_loop(
                             elif q[k] <= top:
                                 theta = -1.0  # theta_k <= q_k <= top: cannot win, not drawn
                             else:  # P(theta_k <= q_k) = 1 - tail_k >= 1/2
-                                theta = _beta_side(
-                                    state, shapes, a, b, k, q[k], True, 1.0
-                                )
+                                theta = _beta_side(state, shapes, a, b, k, q[k], True, 1.0)
                             if theta > top:
                                 top = theta
                                 arm = k

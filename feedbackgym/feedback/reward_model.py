@@ -13,7 +13,7 @@ import numpy as np
 
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
 from feedbackgym.feedback.base import Segments, as_segments, check_choice
-from feedbackgym.feedback.symmetry import SYMMETRIES, images
+from feedbackgym.feedback.symmetry import SYMMETRIES
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -230,7 +230,9 @@ class RewardModel:
         self.mistake_rate = check_range("mistake_rate", mistake_rate, 0.0, 0.5, high_open=True)
         self.agent_axis = bool(agent_axis)
         self.temporal_reg = check_range("temporal_reg", temporal_reg, 0.0)
-        self.symmetry = None if symmetry is None else check_choice("symmetry", symmetry, SYMMETRIES)
+        self.symmetry = (
+            None if symmetry is None else check_choice("symmetry", symmetry, tuple(SYMMETRIES))
+        )
         self.network: Any = None
         self.optimiser: Any = None
         self.feature_mean: np.ndarray | None = None
@@ -369,7 +371,7 @@ class RewardModel:
                 continue
             obs, actions = arrays[f"{kind}_obs"], arrays[f"{kind}_actions"]
             bare = actions.dtype.kind == "f" and actions.shape[-1:] == (0,)  # no actions
-            mapped = images(str(self.symmetry), obs, None if bare else actions)
+            mapped = SYMMETRIES[str(self.symmetry)](obs, None if bare else actions)
             size = len(mapped)
             out[f"{kind}_obs"] = np.concatenate([o for o, _ in mapped])
             if not bare:

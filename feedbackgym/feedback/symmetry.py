@@ -13,9 +13,6 @@ import numpy as np
 
 from feedbackgym.errors import ConfigError
 
-#: The symmetry groups a reward model can be told about.
-SYMMETRIES = ("planar",)
-
 # MPE's moves: 0 no-op, 1 -x, 2 +x, 3 -y, 4 +y (mpe2's discrete action; its continuous action
 # has one component per move in the same order).
 _MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]])
@@ -79,10 +76,5 @@ def planar_images(
     return out
 
 
-def images(
-    name: str, obs: np.ndarray, actions: np.ndarray | None
-) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """The images of (obs, actions) under the symmetry group ``name`` (one of SYMMETRIES)."""
-    if name == "planar":
-        return planar_images(obs, actions)
-    raise ConfigError(f"unknown symmetry {name!r}; valid: {', '.join(SYMMETRIES)}")
+#: The symmetry groups a reward model can be told about: name -> the images of (obs, actions).
+SYMMETRIES = {"planar": planar_images}

@@ -236,6 +236,11 @@ class PreferenceLearner:
         if self.n_agents:
             defaults["agent_axis"] = True
         self.reward_model = RewardModel(**{**defaults, **(reward_model or {})}, device=device)
+        obs_space, act_space = env.observation_space, env.action_space
+        self.reward_model.check_steps(  # one step of zeros: refused now, not at the first fit
+            np.zeros((1,) + obs_space.shape, obs_space.dtype),
+            np.zeros((1,) + act_space.shape, act_space.dtype),
+        )
         self.update_every = check_positive_int(
             "update_every", update_every or self.default_update_every(env)
         )

@@ -361,6 +361,12 @@ class RewardModel:
         self.network.eval()
         return losses
 
+    def check_steps(self, obs: np.ndarray, actions: np.ndarray | None) -> None:
+        """Raise the ConfigError :meth:`fit` would on steps like these (a ``symmetry`` reads
+        their observations and actions), so a learner can refuse them before it runs."""
+        if self.symmetry is not None:
+            SYMMETRIES[str(self.symmetry)](obs, actions)
+
     def _images(self, arrays: dict[str, np.ndarray], epochs: int) -> tuple[dict[str, Any], int]:
         """Every comparison once per map of ``symmetry`` (labels and orders repeated), and the
         passes over them: ``epochs`` divided by the group's size, rounded up."""

@@ -272,6 +272,13 @@ def test_a_run_too_short_for_any_feedback_is_refused_before_writing(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_symmetry_the_env_cannot_have_is_refused_before_writing(tmp_path):
+    config = tiny(learner_kwargs={"reward_model": {"symmetry": "planar"}})
+    with pytest.raises(ConfigError, match="reads observations as .x, y. vectors, got 3 values"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 # ----- a user's own env -----------------------------------------------------------------------
 class LineEnv(gymnasium.Env):
     """A walk on the integers 0..10 from near the middle; the goal is ``target``.

@@ -51,8 +51,8 @@ def planar_images(
         raise ConfigError(
             f"symmetry 'planar' reads observations as (x, y) vectors, got {width} values a step"
         )
+    discrete = actions is not None and actions.dtype.kind in "iub"
     if actions is not None:
-        discrete = actions.dtype.kind in "iub"
         if discrete and actions.size and (actions.min() < 0 or actions.max() >= len(_MOVES)):
             raise ConfigError("symmetry 'planar' expects MPE's 5 moves (actions 0-4)")
         if not discrete and actions.shape[-1] != len(_MOVES):
@@ -67,7 +67,7 @@ def planar_images(
         moved = None
         if actions is not None:
             perm = _move_permutation(matrix)
-            if actions.dtype.kind in "iub":
+            if discrete:
                 moved = perm[actions].astype(actions.dtype)
             else:
                 moved = np.empty_like(actions)

@@ -542,22 +542,13 @@ def _leader_run(
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _argmax_except(values: np.ndarray, skip: int) -> int:
-    """The first index of the largest value but ``skip`` (``skip`` when it is the only one)."""
+    """The first index of the largest value but ``skip`` (``skip`` when it is the only one;
+    ``skip = -1``: the argmax, with the step path's tie rule)."""
     best = -1
     for k in range(values.size):
         if k != skip and (best < 0 or values[k] > values[best]):
             best = k
     return skip if best < 0 else best
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _argmax(values: np.ndarray) -> int:
-    """The first index of the largest value (the step path's tie rule)."""
-    best = 0
-    for k in range(1, values.size):
-        if values[k] > values[best]:
-            best = k
-    return best
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -672,7 +663,7 @@ def thompson_beta_loop(
                                 top, arm = theta, k
             else:
                 if t == plain:
-                    lead = _argmax(post)
+                    lead = _argmax_except(post, -1)
                     runner = _argmax_except(post, lead)
                     refresh = 2 * max(plain, 1)
                 if t == refresh:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import platform
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +27,34 @@ def machine() -> str:
     )
 
 
+def commit() -> str:
+    """The commit the figures were measured at, e.g. ``38698df``; ``+ changes`` is appended when
+    the package, configs or benchmarks differ from it (figures of uncommitted code)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, check=True
+            )
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+        return out.stdout.strip()
+
+    head = git("rev-parse", "--short=10", "HEAD")
+    if not head:
+        return "unknown commit (not a git checkout)"
+    dirty = git("status", "--porcelain", "--", "feedbackgym", "configs", "benchmarks/*.py")
+    return f"{head} + changes" if dirty else head
+
+
 def update_section(name: str, markdown: str) -> None:
-    """Replace (or append) the section ``name`` of RESULTS.md with ``markdown``."""
+    """Replace (or append) the section ``name`` of RESULTS.md with ``markdown``, stamped with
+    the date, the machine and the commit measured (so a figure can be traced to its code)."""
     stamp = datetime.date.today().isoformat()
     body = (
         f"<!-- {name}:start -->\n{markdown.rstrip()}\n\n"
-        f"_Measured {stamp} on {machine()}._\n<!-- {name}:end -->"
+        f"_Measured {stamp} at commit `{commit()}` on {machine()}._\n<!-- {name}:end -->"
     )
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     pattern = re.compile(

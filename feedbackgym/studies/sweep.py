@@ -22,8 +22,14 @@ cell; ``DIR/aggregate.csv`` one row per cell without the seed: the mean, the int
 "Deep Reinforcement Learning at the Edge of the Statistical Precipice", with their ``rliable``
 package), raw and normalised; ``returns.png`` plots the IQM against ``labels`` (or the first
 numeric axis) per remaining group, and ``profiles.png`` the normalised-score profiles.
-Normalised score = (return - random policy's) / (best group's mean - random policy's), per env;
-the random policy's return is measured on the runs' own evaluation episodes.
+Normalised score = (return - random policy's) / (best group's mean - random policy's), per task:
+a task is what the true return measures, the env with its ``env_kwargs`` and ``reward_delay``
+(:data:`TASK_KEYS`), so cells of ``env_kwargs={"g": 2.0}`` are scored against that variant's
+random policy and best group, never another variant's; cells differing only in learner, teacher,
+budget or compute options share one. The random policy's return is measured on the task's own
+evaluation episodes (seed 0's). ``summary.csv`` and ``aggregate.csv`` name each row's ``task``;
+``aggregate.csv`` also gives the two returns its normalised score is relative to
+(``random_return``, ``best_return``).
 """
 
 from __future__ import annotations
@@ -60,6 +66,25 @@ SUMMARY_FIELDS = [
 #: Columns that depend on the machine, not on the seed.
 WALL_CLOCK = ("device", "wall_seconds", "eval_seconds")
 BOOTSTRAP_REPS = 2000
+#: The train options that define the task a cell's true return measures, and so what its
+#: normalised score is relative to: the env, its constructor arguments, and how late its reward
+#: arrives (a delayed reward is another learning problem on the same env). Learner, teacher,
+#: budget and compute options are what a sweep compares; they are not part of the task.
+TASK_KEYS = ("env", "env_kwargs", "reward_delay")
+
+
+def task_of(options: dict[str, Any]) -> str:
+    """The task a cell's train options define (:data:`TASK_KEYS`), as one readable name: the env
+    id, then ``env_kwargs=`` (JSON, keys sorted) and ``reward_delay=`` when given, e.g.
+    ``Pendulum-v1 env_kwargs={"g": 2.0}``."""
+    defaults = TrainConfig()
+    name = str(options.get("env", defaults.env))
+    env_kwargs = options.get("env_kwargs") or {}
+    if env_kwargs:
+        name += " env_kwargs=" + json.dumps(env_kwargs, sort_keys=True, default=str)
+    if options.get("reward_delay") is not None:
+        name += f" reward_delay={options['reward_delay']}"
+    return name
 
 
 @dataclass
@@ -266,12 +291,16 @@ def write_results(sweep: Sweep, out: Path) -> list[dict[str, Any]]:
             "cell": cell.name,
             **cell.labels,
             "env": cell.options.get("env", TrainConfig.env),
+            "task": task_of(cell.options),
         }
-        row.update({k: summary.get(k) for k in SUMMARY_FIELDS})
+        # an axis named like a summary field (timesteps, device) keeps its label: cells group by
+        # what was asked for, not what the run reports
+        fields = [k for k in SUMMARY_FIELDS if k not in axes]
+        row.update({k: summary.get(k) for k in fields})
         rows.append(row)
-    columns = ["cell", *axes, *(["env"] if "env" not in axes else []), *SUMMARY_FIELDS]
+    columns = ["cell", *axes, *(["env"] if "env" not in axes else []), "task", *fields]
     io.write_csv(out / "summary.csv", columns, [[row.get(c) for c in columns] for row in rows])
-    lows = {env: random_return(sweep, env) for env in sorted({r["env"] for r in rows})}
+    lows = random_returns(sweep)
     groups = aggregate(rows, [a for a in axes if a != "seed"], lows)
     header = aggregate_columns([a for a in axes if a != "seed"])
     io.write_csv(out / "aggregate.csv", header, [[g.get(c) for c in header] for g in groups])
@@ -285,6 +314,7 @@ def aggregate_columns(keys: list[str]) -> list[str]:
     return [
         *keys,
         "env",
+        "task",
         "seeds",
         "return_mean",
         "return_iqm",
@@ -293,6 +323,8 @@ def aggregate_columns(keys: list[str]) -> list[str]:
         "normalised_iqm",
         "normalised_iqm_low",
         "normalised_iqm_high",
+        "random_return",
+        "best_return",
         "labels_used_mean",
     ]
 
@@ -318,28 +350,29 @@ def iqm_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, float
 def aggregate(
     rows: list[dict[str, Any]], keys: list[str], lows: dict[str, float]
 ) -> list[dict[str, Any]]:
-    """One row per group of ``rows`` sharing ``keys`` (all but the seed), in first-seen order."""
+    """One row per group of ``rows`` sharing ``keys`` (all but the seed) and the task, in
+    first-seen order; normalised by ``lows`` (the random policy's return per task, keyed as
+    :func:`task_of` names it) and the best group's mean on the same task."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((*(row[k] for k in keys), row["env"]), []).append(row)
-    means = {
-        g: float(np.mean([r["true_return_mean"] for r in members])) for g, members in groups.items()
-    }
-    highs: dict[str, float] = {}
-    for g, mean in means.items():
+        groups.setdefault((*(row[k] for k in keys), row["task"]), []).append(row)
+    highs: dict[str, float] = {}  # the best group's mean return per task
+    for g, members in groups.items():
+        mean = float(np.mean([r["true_return_mean"] for r in members]))
         highs[g[-1]] = max(highs.get(g[-1], -np.inf), mean)
     out = []
     for g, members in groups.items():
         returns = np.array([r["true_return_mean"] for r in members], dtype=np.float64)
-        env = g[-1]
+        task = g[-1]
         iqm, low, high = iqm_interval(returns)
-        scale = highs[env] - lows[env]
-        norm = (returns - lows[env]) / scale if scale > 0 else np.full_like(returns, np.nan)
+        scale = highs[task] - lows[task]
+        norm = (returns - lows[task]) / scale if scale > 0 else np.full_like(returns, np.nan)
         n_iqm, n_low, n_high = iqm_interval(norm) if scale > 0 else (np.nan,) * 3
         out.append(
             {
                 **dict(zip(keys, g[:-1], strict=True)),
-                "env": env,
+                "env": members[0]["env"],
+                "task": task,
                 "seeds": len(members),
                 "return_mean": float(returns.mean()),
                 "return_iqm": iqm,
@@ -348,19 +381,26 @@ def aggregate(
                 "normalised_iqm": n_iqm,
                 "normalised_iqm_low": n_low,
                 "normalised_iqm_high": n_high,
+                "random_return": lows[task],
+                "best_return": highs[task],
                 "labels_used_mean": float(np.mean([r["labels_used"] or 0 for r in members])),
             }
         )
     return out
 
 
-def random_return(sweep: Sweep, env: str) -> float:
-    """The uniform-random policy's return on the evaluation episodes of the sweep's cells on
-    ``env`` (seed 0's episodes)."""
+def random_returns(sweep: Sweep) -> dict[str, float]:
+    """The uniform-random policy's return per task of the sweep (:func:`task_of`), each on its
+    own evaluation episodes: those of the task's first cell, at seed 0."""
     from feedbackgym.studies import train
 
-    options = next(c.options for c in sweep.cells() if c.options.get("env", TrainConfig.env) == env)
-    return train.random_return(TrainConfig.from_dict({**options, "seed": 0}))
+    firsts: dict[str, dict[str, Any]] = {}
+    for cell in sweep.cells():
+        firsts.setdefault(task_of(cell.options), cell.options)
+    return {
+        task: train.random_return(TrainConfig.from_dict({**options, "seed": 0}))
+        for task, options in firsts.items()
+    }
 
 
 def _x_axis(axes: list[str], groups: list[dict[str, Any]]) -> str | None:
@@ -435,15 +475,16 @@ def plot_profiles(
     import matplotlib.pyplot as plt
     from rliable import library, plot_utils
 
-    highs: dict[str, float] = {}
-    for g in groups:
-        highs[g["env"]] = max(highs.get(g["env"], -np.inf), g["return_mean"])
+    highs = {g["task"]: g["best_return"] for g in groups}
+    tasks = list(highs)
     scores: dict[str, list[float]] = {}
     for row in rows:
         name = ", ".join(str(row[k]) for k in keys) or "all"
-        scale = highs[row["env"]] - lows[row["env"]]
+        if len(tasks) > 1:  # say which task's random policy and best group scored it
+            name += f" [{row['task']}]"
+        scale = highs[row["task"]] - lows[row["task"]]
         scores.setdefault(name, []).append(
-            (row["true_return_mean"] - lows[row["env"]]) / scale if scale > 0 else 0.0
+            (row["true_return_mean"] - lows[row["task"]]) / scale if scale > 0 else 0.0
         )
     arrays = {k: np.asarray(v, dtype=np.float64).reshape(-1, 1) for k, v in scores.items()}
     taus = np.linspace(-0.1, 1.2, 66)
@@ -463,9 +504,24 @@ def plot_profiles(
     )
     handles = [matplotlib.lines.Line2D([], [], color=c) for c in colors.values()]
     ax.legend(handles, list(colors), fontsize=7)
+    ax.set_title(
+        "normalised per task: (return - random) / (best group - random)"
+        + ("" if len(tasks) > 1 else f"\non {tasks[0]}"),
+        fontsize=8,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
-__all__ = ["Sweep", "SweepCell", "aggregate", "iqm_interval", "run_sweep", "write_results"]
+__all__ = [
+    "TASK_KEYS",
+    "Sweep",
+    "SweepCell",
+    "aggregate",
+    "iqm_interval",
+    "random_returns",
+    "run_sweep",
+    "task_of",
+    "write_results",
+]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
 import yaml
 
 from feedbackgym.studies import sweep as sweep_module
-from feedbackgym.studies.sweep import Sweep, aggregate, iqm_interval, run_sweep
+from feedbackgym.studies import train as train_module
+from feedbackgym.studies.sweep import Sweep, aggregate, iqm_interval, run_sweep, task_of
+from feedbackgym.studies.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
@@ -78,6 +81,7 @@ def test_the_aggregate_matches_a_hand_computation():
     rows_ = [
         {"teacher": "oracle", "env": "E", "true_return_mean": r, "labels_used": 5} for r in returns
     ] + [{"teacher": "mistake", "env": "E", "true_return_mean": 1.0, "labels_used": 5}]
+    rows_ = [{**row, "task": "E"} for row in rows_]
     groups = aggregate(rows_, ["teacher"], lows={"E": -2.0})
     oracle = groups[0]
     assert oracle["teacher"] == "oracle" and oracle["seeds"] == 4
@@ -87,9 +91,148 @@ def test_the_aggregate_matches_a_hand_computation():
     # normalised by the random policy (-2) and the best group's mean (3.25)
     assert oracle["normalised_iqm"] == pytest.approx((1.5 + 2.0) / 5.25)
     assert groups[1]["normalised_iqm"] == pytest.approx(3.0 / 5.25)
+    assert (oracle["random_return"], oracle["best_return"]) == (-2.0, 3.25)
     point, low, high = iqm_interval(np.array(returns))
     assert (point, low, high) == iqm_interval(np.array(returns))  # fixed bootstrap stream
     assert low >= 0.0 and high <= 10.0
+
+
+#: True-reward PPO cut to one short rollout: the cells train in well under a second each.
+QUICK = {
+    "env": "Pendulum-v1",
+    "algo": "ppo",
+    "timesteps": 64,
+    "n_envs": 1,
+    "device": "cpu",
+    "algo_kwargs": {"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+    "eval_every": 64,
+}
+GRAVITY = [
+    {"env_kwargs": {"g": 2.0}, "label": "g2"},
+    {"env_kwargs": {"g": 10.0}, "label": "g10"},
+]
+
+
+@pytest.fixture
+def few_bootstrap_reps(monkeypatch):
+    """50 bootstrap resamples: the intervals' width is not under test, and 2,000 take seconds."""
+    monkeypatch.setattr(sweep_module, "BOOTSTRAP_REPS", 50)
+
+
+def aggregate_rows(path) -> list[dict[str, str]]:
+    with open(path / "aggregate.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_each_env_kwargs_variant_is_normalised_by_its_own_random_policy_and_best_group(
+    tmp_path, few_bootstrap_reps
+):
+    data = {"base": QUICK, "grid": {"env_kwargs": GRAVITY, "seed": [0, 1]}}
+    sweep = Sweep.from_dict(data)
+    run_sweep(sweep, tmp_path / "s", progress=False)
+    groups = aggregate_rows(tmp_path / "s")
+    assert [g["env_kwargs"] for g in groups] == ["g2", "g10"]
+    assert [g["task"] for g in groups] == [
+        'Pendulum-v1 env_kwargs={"g": 2.0}',
+        'Pendulum-v1 env_kwargs={"g": 10.0}',
+    ]
+    for group, variant in zip(groups, GRAVITY, strict=True):
+        config = TrainConfig.from_dict({**QUICK, "env_kwargs": variant["env_kwargs"], "seed": 0})
+        assert group["random_return"] == f"{train_module.random_return(config):.10g}"  # CSV's
+        # one group per task: each is its own task's best, never scored against the other's
+        assert float(group["best_return"]) == float(group["return_mean"])
+        assert float(group["normalised_iqm"]) == pytest.approx(1.0)
+    assert groups[0]["random_return"] != groups[1]["random_return"]
+    with open(tmp_path / "s" / "summary.csv") as handle:
+        assert [r["task"] for r in csv.DictReader(handle)] == [
+            g["task"] for g in groups for _ in "01"
+        ]
+
+
+def fake_cells(tmp_path, sweep: Sweep, returns: dict[str, float]):
+    """Cell folders holding only a summary.json with the given true return per cell name."""
+    from feedbackgym.studies.sweep import write_results
+
+    for cell in sweep.cells():
+        folder = tmp_path / "cells" / cell.name
+        folder.mkdir(parents=True)
+        summary = {"true_return_mean": returns[cell.name], "labels_used": 0}
+        (folder / "summary.json").write_text(json.dumps(summary))
+    write_results(sweep, tmp_path)
+    return aggregate_rows(tmp_path)
+
+
+def test_variants_crossed_with_learner_options_take_each_variants_floor_and_best(
+    tmp_path, few_bootstrap_reps
+):
+    lr = [{"algo_kwargs": {**QUICK["algo_kwargs"], "learning_rate": x}, "label": x} for x in (1, 2)]
+    data = {"base": QUICK, "grid": {"env_kwargs": GRAVITY, "algo_kwargs": lr, "seed": [0, 1]}}
+    sweep = Sweep.from_dict(data)
+    returns = {c.name: -100.0 * (i + 1) for i, c in enumerate(sweep.cells())}
+    groups = fake_cells(tmp_path, sweep, returns)
+    floors = {
+        label: train_module.random_return(
+            TrainConfig.from_dict({**QUICK, "env_kwargs": {"g": g}, "seed": 0})
+        )
+        for label, g in (("g2", 2.0), ("g10", 10.0))
+    }
+    # cell order: g2/lr1 (-100, -200), g2/lr2 (-300, -400), g10/lr1 (-500, -600), g10/lr2 ...
+    best = {"g2": -150.0, "g10": -550.0}
+    for g, mean in zip(groups, (-150.0, -350.0, -550.0, -750.0), strict=True):
+        low, high = floors[g["env_kwargs"]], best[g["env_kwargs"]]
+        assert g["random_return"] == f"{low:.10g}" and float(g["best_return"]) == high
+        assert float(g["return_mean"]) == mean
+        assert float(g["normalised_iqm"]) == pytest.approx((mean - low) / (high - low), rel=1e-8)
+
+
+def test_a_sweep_of_learner_options_shares_one_random_policy_floor(
+    tmp_path, few_bootstrap_reps, monkeypatch
+):
+    calls = []
+    real = train_module.random_return
+    monkeypatch.setattr(train_module, "random_return", lambda c: calls.append(c) or real(c))
+    grid = {
+        "algo": ["ppo", {"algo": "pref-ppo", "teacher": "oracle", "labels": 10, "n_envs": 2}],
+        "timesteps": [64, 128],
+        "seed": [0, 1],
+    }
+    sweep = Sweep.from_dict({"base": QUICK, "grid": grid})
+    groups = fake_cells(tmp_path, sweep, {c.name: -500.0 - i for i, c in enumerate(sweep.cells())})
+    assert len(calls) == 1 and calls[0].seed == 0
+    assert {g["task"] for g in groups} == {"Pendulum-v1"}
+    assert {g["random_return"] for g in groups} == {f"{real(calls[0]):.10g}"}
+    assert [g["timesteps"] for g in groups] == ["64", "128", "64", "128"]  # the axis' labels
+    assert {g["best_return"] for g in groups} == {"-500.5"}  # the best group's mean, shared
+
+
+def test_the_task_is_the_env_its_kwargs_and_its_reward_delay_not_the_learner():
+    base = task_of(QUICK)
+    learner_options = {
+        "algo": "sac",
+        "teacher": "stochastic",
+        "labels": 50,
+        "timesteps": 10**6,
+        "seed": 3,
+        "n_envs": 4,
+        "query": "entropy",
+        "segment_length": 10,
+        "algo_kwargs": {"ent_coef": 0.1},
+        "learner_kwargs": {"schedule": "linear"},
+        "teacher_kwargs": {"beta": 1.0},
+        "device": "cuda",
+        "eval_episodes": 30,
+    }
+    for key, value in learner_options.items():
+        assert task_of({**QUICK, key: value}) == base, key
+    variants = [
+        {"env": "MountainCarContinuous-v0"},
+        {"env_kwargs": {"g": 2.0}},
+        {"reward_delay": "episode-end"},
+        {"reward_delay": "lag:fixed:10"},
+    ]
+    names = {task_of({**QUICK, **v}) for v in variants}
+    assert len(names) == len(variants) and base not in names
+    assert task_of({}) == task_of({"env_kwargs": {}}) == TrainConfig().env
 
 
 def write(tmp_path, data) -> str:

@@ -43,7 +43,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    sub.add_parser("envs", help="list registered environments")
+    envs = sub.add_parser(
+        "envs",
+        help="list registered environments",
+        description="List every registered env id with a one-line description, or describe "
+        "the ENV ids given: module:ID imports module first (as every command does), and "
+        "module: lists the envs that importing module registers.",
+    )
+    envs.add_argument(
+        "ids", nargs="*", metavar="ENV", help="env ids to describe (module:ID, or module:)"
+    )
     sub.add_parser("agents", help="list registered agents")
 
     regret = sub.add_parser(
@@ -52,7 +61,11 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run agents for many independent runs on a bandit env and write summary.csv, "
         "regret.csv and regret.png into --out. Re-running into the same --out resumes.",
     )
-    regret.add_argument("--env", required=True, help="env id, e.g. feedbackgym/BernoulliBandit-v0")
+    regret.add_argument(
+        "--env",
+        required=True,
+        help="env id, e.g. feedbackgym/BernoulliBandit-v0; module:ID imports module first",
+    )
     regret.add_argument("--env-kwargs", default="{}", help="JSON object of env arguments")
     regret.add_argument("--agents", required=True, help="comma-separated agent names")
     regret.add_argument("--agent-kwargs", default="{}", help='JSON: {"agent": {"param": value}}')
@@ -174,7 +187,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--log", required=True, help="feedback log, e.g. DIR/feedback.jsonl")
     calibrate.add_argument("--model", type=int, help="only this model id of the log")
-    calibrate.add_argument("--env", help="env id with optimal values, for the regret teacher")
+    calibrate.add_argument(
+        "--env", help="env id with optimal values, for the regret teacher (or module:ID)"
+    )
     calibrate.add_argument(
         "--save", help="file of the learned teacher (default: learned_teacher.pt by the log)"
     )
@@ -188,6 +203,29 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="results/demo", help="results folder")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
+
+
+def _envs(args: argparse.Namespace) -> None:
+    from feedbackgym.envs import describe, import_env_module, registered_ids, resolve_env_id
+    from feedbackgym.envs.multiagent import MULTIAGENT_ENVS, describe_multiagent
+
+    ids: list[str] = []
+    for given in args.ids:  # every id is checked before anything is printed
+        module, colon, name = given.rpartition(":")
+        if colon and not name and module:
+            found = import_env_module(module)
+            if not found:
+                raise ConfigError(f"importing module {module!r} registered no env")
+            ids += found
+        else:
+            ids.append(resolve_env_id(given))
+    if not args.ids:
+        ids = registered_ids() + sorted(MULTIAGENT_ENVS)
+    for env_id in dict.fromkeys(ids):
+        if env_id in MULTIAGENT_ENVS:
+            print(f"{env_id:<40} (multi-agent) {describe_multiagent(env_id)}")
+        else:
+            print(f"{env_id:<40} {describe(env_id)}")
 
 
 def _print_summary(rows: list[dict[str, Any]], out: Path) -> None:
@@ -317,6 +355,10 @@ def _sweep(args: argparse.Namespace) -> None:
             f"{float(g['normalised_iqm']):.2f}" if g["normalised_iqm"] else "-",
         )
     Console().print(table)
+    # what each normalised figure is relative to, per task
+    references = {g["task"]: (float(g["random_return"]), float(g["best_return"])) for g in groups}
+    for task, (low, high) in references.items():
+        print(f"normalised on {task}: random policy {low:.1f}, best group {high:.1f}")
     for name in ("summary.csv", "aggregate.csv", "returns.png", "profiles.png"):
         print(f"{name:<14} {out / name}")
 
@@ -440,13 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         if args.command == "envs":
-            from feedbackgym.envs import describe, registered_ids
-            from feedbackgym.envs.multiagent import MULTIAGENT_ENVS, describe_multiagent
-
-            for env_id in registered_ids():
-                print(f"{env_id:<40} {describe(env_id)}")
-            for env_id in sorted(MULTIAGENT_ENVS):
-                print(f"{env_id:<40} (multi-agent) {describe_multiagent(env_id)}")
+            _envs(args)
         elif args.command == "agents":
             import inspect
 

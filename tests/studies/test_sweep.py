@@ -125,11 +125,11 @@ def aggregate_rows(path) -> list[dict[str, str]]:
 
 
 def test_each_env_kwargs_variant_is_normalised_by_its_own_random_policy_and_best_group(
-    tmp_path, few_bootstrap_reps
+    cli, tmp_path, few_bootstrap_reps
 ):
     data = {"base": QUICK, "grid": {"env_kwargs": GRAVITY, "seed": [0, 1]}}
-    sweep = Sweep.from_dict(data)
-    run_sweep(sweep, tmp_path / "s", progress=False)
+    code, out, err = cli("sweep", "--config", write(tmp_path, data), "--out", tmp_path / "s")
+    assert code == 0, err
     groups = aggregate_rows(tmp_path / "s")
     assert [g["env_kwargs"] for g in groups] == ["g2", "g10"]
     assert [g["task"] for g in groups] == [
@@ -143,6 +143,9 @@ def test_each_env_kwargs_variant_is_normalised_by_its_own_random_policy_and_best
         assert float(group["best_return"]) == float(group["return_mean"])
         assert float(group["normalised_iqm"]) == pytest.approx(1.0)
     assert groups[0]["random_return"] != groups[1]["random_return"]
+    for g in groups:  # the command says what each task's normalised figures are relative to
+        low, high = float(g["random_return"]), float(g["best_return"])
+        assert f"normalised on {g['task']}: random policy {low:.1f}, best group {high:.1f}" in out
     with open(tmp_path / "s" / "summary.csv") as handle:
         assert [r["task"] for r in csv.DictReader(handle)] == [
             g["task"] for g in groups for _ in "01"

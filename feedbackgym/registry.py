@@ -46,9 +46,20 @@ class Registry(Generic[T]):
             ) from None
 
     def make(self, name: str, *args: Any, **kwargs: Any) -> T:
-        """Build ``name`` with ``kwargs``, rejecting keywords its constructor does not take."""
+        """Build ``name`` with ``kwargs``; a keyword its constructor does not take, or a
+        required one left out, is a one-line ConfigError (with the class's ``example`` of
+        keyword arguments, when it has one)."""
         cls = self.get(name)
-        check_kwargs(cls, kwargs, f"{self.kind} {name!r}")
+        what = f"{self.kind} {name!r}"
+        check_kwargs(cls, kwargs, what)
+        missing = missing_arguments(cls, args, kwargs)
+        if missing:
+            example = getattr(cls, "example", None)
+            raise ConfigError(
+                f"{what} needs {' and '.join(missing)}"
+                + (f", e.g. {example}" if example else "")
+                + f"; its parameters: {', '.join(parameters(cls))}"
+            )
         return cls(*args, **kwargs)
 
     def names(self) -> list[str]:
@@ -70,3 +81,26 @@ def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> N
     for key in kwargs:
         if key not in valid:
             raise ConfigError(f"{what} has no parameter {key!r}; valid: {', '.join(valid)}")
+
+
+def parameters(fn: Callable[..., Any]) -> list[str]:
+    """Names of the parameters ``fn`` takes by keyword (``self`` and ``*args`` left out)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [n for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds]
+
+
+def missing_arguments(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> list[str]:
+    """Required parameters of ``fn`` that neither ``args`` nor ``kwargs`` give."""
+    params = list(inspect.signature(fn).parameters.values())
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p.name for p in params if p.kind in kinds][: len(args)]
+    return [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and p.name not in kwargs
+        and p.name not in positional
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import inspect
 from typing import Any
 
@@ -30,6 +32,7 @@ from feedbackgym.envs.dueling import (
     MultiDuelingBandit,
     MultiDuelingBanditVec,
 )
+from feedbackgym.errors import ConfigError
 
 NAMESPACE = "feedbackgym"
 
@@ -113,14 +116,100 @@ def register_envs() -> None:
 
 
 def describe(env_id: str) -> str:
-    """First line of the docstring of the env registered as ``env_id``."""
+    """First line of the docstring of the env registered as ``env_id`` (headings skipped)."""
     spec = gym.spec(env_id)
-    entry = spec.vector_entry_point or spec.entry_point
+    for entry in (spec.vector_entry_point, spec.entry_point):
+        if isinstance(entry, str):
+            module, _, attr = entry.partition(":")
+            entry = getattr(__import__(module, fromlist=[attr]), attr)
+        # a docstring of its own: gymnasium's generic vector classes only inherit theirs
+        own = entry.__dict__.get("__doc__") if isinstance(entry, type) else entry.__doc__
+        lines = [ln for ln in inspect.cleandoc(own or "").splitlines() if ln.strip()]
+        text = [ln for ln in lines if not ln.startswith("#")]  # Gymnasium's "## Description"
+        if text:
+            return text[0]
+    return ""
+
+
+def resolve_env_id(env_id: str) -> str:
+    """The registered id that ``env_id`` names; every command and study reads env ids here.
+
+    ``module:ID`` (gymnasium's convention) imports ``module`` first, whose import registers
+    ``ID`` (with ``gymnasium.register``, :func:`register_bandit` or
+    :func:`~feedbackgym.envs.multiagent.register_multiagent_env`), and returns ``ID``; a plain
+    ``ID`` is returned as it is. ``ID`` must then be a Gymnasium id or a multi-agent id
+    (``feedbackgym envs`` lists both). A module that fails to import, or an id still unknown,
+    is a one-line ConfigError naming it and what is valid. Callers keep the ``module:ID`` form
+    they were given wherever it travels (configs, worker processes), so each process that
+    resolves it imports the module too.
+    """
+    from feedbackgym.envs.multiagent import MULTIAGENT_ENVS
+
+    if not isinstance(env_id, str) or not env_id.strip():
+        raise ConfigError(
+            f"env must be an env id like {NAMESPACE}/BernoulliBandit-v0 or module:ID, "
+            f"got {env_id!r}"
+        )
+    module, colon, name = env_id.rpartition(":")
+    new: list[str] = []
+    if colon:
+        if not module or not name:
+            raise ConfigError(
+                f"env {env_id!r}: write module:ID (the module whose import registers ID), "
+                "e.g. my_envs:my/Env-v0"
+            )
+        new = import_env_module(module, env_id)
+    if name in gym.registry or name in MULTIAGENT_ENVS:
+        return name
+    try:
+        gym.spec(name)  # gymnasium's own message for a known name of another version
+        reason = ""
+    except gym.error.Error as err:
+        reason = str(err).splitlines()[0] if "version" in str(err).lower() else ""
+    valid = registered_ids() + sorted(MULTIAGENT_ENVS)
+    close = difflib.get_close_matches(name, [*gym.registry, *MULTIAGENT_ENVS], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    if colon:
+        made = f"registered {', '.join(new)}" if new else "registered no env"
+        reason = f"importing {module!r} {made}" + (f"; {reason}" if reason else "")
+    raise ConfigError(
+        f"unknown env {env_id!r}{f' ({reason})' if reason else ''}; valid: {', '.join(valid)}, "
+        f"any Gymnasium id, or module:ID to import module first{hint}"
+    )
+
+
+def import_env_module(module: str, env_id: str | None = None) -> list[str]:
+    """Import ``module`` (whose import registers envs) and return the ids it registers
+    (those of its envs already registered by an earlier import included); a module that fails
+    to import is a one-line ConfigError naming it (and ``env_id``, the id that named it)."""
+    from feedbackgym.envs.multiagent import MULTIAGENT_ENVS
+
+    before = set(gym.registry) | set(MULTIAGENT_ENVS)
+    what = f"env {env_id!r}: module" if env_id else "module"
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # the user's module: any failure of its import is one line
+        detail = str(err).splitlines()[0] if str(err) else ""
+        cause = f"{type(err).__name__}: {detail}" if detail else type(err).__name__
+        raise ConfigError(
+            f"{what} {module!r} cannot be imported ({cause}); the module must be importable, "
+            "e.g. on PYTHONPATH or installed"
+        ) from None
+    ids = (set(gym.registry) | set(MULTIAGENT_ENVS)) - before
+    for env, spec in gym.registry.items():
+        entries = (spec.entry_point, spec.vector_entry_point)
+        if any(_entry_module(e) == module for e in entries if e is not None):
+            ids.add(env)
+    ids |= {
+        env for env, mod in MULTIAGENT_ENVS.items() if mod == module or mod.startswith(module + ".")
+    }
+    return sorted(ids)
+
+
+def _entry_module(entry: Any) -> str:
     if isinstance(entry, str):
-        module, _, attr = entry.partition(":")
-        entry = getattr(__import__(module, fromlist=[attr]), attr)
-    doc = inspect.getdoc(entry) or ""
-    return doc.splitlines()[0] if doc else ""
+        return entry.partition(":")[0]
+    return getattr(entry, "__module__", "") or ""
 
 
 def registered_ids(namespace: str | None = NAMESPACE) -> list[str]:
@@ -142,6 +231,8 @@ __all__ = [
     "register_bandit",
     "register_envs",
     "registered_ids",
+    "resolve_env_id",
+    "import_env_module",
     "describe",
     "NAMESPACE",
 ]

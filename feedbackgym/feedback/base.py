@@ -162,6 +162,9 @@ class FeedbackModel:
 
     kind: ClassVar[str] = ""
     registry_name: ClassVar[str] = ""
+    #: Keyword arguments that build the model by name, as JSON (``--teacher-kwargs``), for the
+    #: message when a required one is missing; None when every argument has a default.
+    example: ClassVar[str | None] = None
 
     def __init__(self, rng: np.random.Generator | int | None = None) -> None:
         self.seed = rng if isinstance(rng, (int, np.integer)) else None
@@ -191,6 +194,13 @@ class FeedbackModel:
         self.log = log
         self._log_id = log.add_model(self)
         return self
+
+    def check_spaces(self, observation_space: Any, action_space: Any) -> None:
+        """Raise a one-line ConfigError when this model cannot answer queries about steps of
+        these Gymnasium spaces (e.g. a learned teacher fitted to another env's steps, or none).
+        A training run calls it with its env's spaces before it writes anything. Models that
+        judge steps by their rewards alone accept any spaces (this default); models that wrap
+        others ask them too."""
 
     def running_state(self) -> dict[str, Any]:
         """What the model keeps from the queries it has answered, besides its generator (e.g.
@@ -252,6 +262,35 @@ def from_config(config: dict[str, Any], rng: Any = None, **overrides: Any) -> Fe
     if rng is not None or "rng" not in params:
         params["rng"] = rng
     return FEEDBACK_MODELS.make(config["name"], **params)
+
+
+#: The verbs a feedback model answers with, one per kind.
+VERBS = ("prefer", "rank", "score", "correct")
+#: How a wrapped model is written in a config, for messages.
+INNER_FORMS = (
+    'a feedback model\'s name ("oracle") or its config {"name": NAME, <its parameters>}, '
+    'e.g. {"name": "mistake", "mistake": 0.1}'
+)
+
+
+def inner_model(value: Any, where: str, rng: Any = None) -> FeedbackModel:
+    """The model a wrapping teacher (``budget``, ``panel``, ``hindsight``) wraps, given as a
+    :class:`FeedbackModel` (or any object with a feedback verb), a registry name
+    (``"oracle"``) or a config dict (``{"name": "mistake", "mistake": 0.2}``, what
+    :meth:`FeedbackModel.config` returns). Any other form, an unknown name or a bad parameter
+    of it is a one-line ConfigError that starts with ``where`` (e.g. ``"budget's model"``).
+    ``rng`` seeds a model built from a name or config (a config's own ``rng`` is kept when
+    ``rng`` is None)."""
+    if isinstance(value, FeedbackModel) or any(hasattr(value, verb) for verb in VERBS):
+        return value
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ConfigError(f"{where} must be {INNER_FORMS}; got {value!r}")
+    try:
+        return from_config(value, rng=rng)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def read_yaml(path: str | Path, what: str) -> Any:

@@ -220,10 +220,10 @@ def _fit_regret(a: Segments, b: Segments, y: np.ndarray, env: Any) -> TeacherFit
     if isinstance(env, str):
         import gymnasium as gym
 
-        import feedbackgym.envs  # noqa: F401  (registers feedbackgym/ ids)
+        from feedbackgym.envs import resolve_env_id  # module:ID imports module first
 
         try:
-            env = gym.make(env)
+            env = gym.make(resolve_env_id(env))
         except gym.error.Error as err:
             raise ConfigError(f"env {env!r} cannot be made: {err}") from None
     core = getattr(env, "unwrapped", env)

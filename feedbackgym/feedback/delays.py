@@ -13,7 +13,7 @@ from feedbackgym.feedback.base import (
     as_generator,
     as_segments,
     check_int,
-    from_config,
+    inner_model,
     register_feedback_model,
 )
 from feedbackgym.feedback.preferences import StochasticTeacher
@@ -199,8 +199,13 @@ class HindsightTeacher(FeedbackModel):
     choice. Deviation: RLHS simulates the consequences with a world model; here they are the
     steps that really followed, which the caller passes.
 
-    :param teacher: the pairwise model that judges (e.g. ``StochasticTeacher``).
-    :param rng: unused (randomness is the teacher's); kept for the common constructor.
+    Built by name, ``teacher`` is a registry name or a config, e.g. ``{"teacher": {"name":
+    "mistake", "mistake": 0.1}}``.
+
+    :param teacher: the pairwise model that judges (e.g. ``StochasticTeacher``), its registry
+        name or its config dict (None: a ``stochastic`` teacher with ``beta=1`` sharing this
+        model's generator).
+    :param rng: seeds a teacher given as a name or config (and the default one).
     """
 
     kind = "preference"
@@ -209,13 +214,24 @@ class HindsightTeacher(FeedbackModel):
         super().__init__(rng)
         if teacher is None:
             teacher = StochasticTeacher(rng=self.rng)
-        if isinstance(teacher, dict):
-            teacher = from_config(
-                teacher, rng=None if teacher.get("rng") is not None else self._child_seed()
+        elif isinstance(teacher, (dict, str)):
+            own_seed = isinstance(teacher, dict) and teacher.get("rng") is not None
+            teacher = inner_model(
+                teacher, "hindsight's teacher", None if own_seed else self._child_seed()
             )
+        else:
+            teacher = inner_model(teacher, "hindsight's teacher")
         if not hasattr(teacher, "prefer"):
-            raise ConfigError("teacher must be a pairwise feedback model (with prefer())")
+            raise ConfigError(
+                f"hindsight's teacher ({_name(teacher)}) gives {getattr(teacher, 'kind', '')} "
+                "feedback; it must answer pairwise preferences"
+            )
         self.teacher = teacher
+
+    def check_spaces(self, observation_space: Any, action_space: Any) -> None:
+        check = getattr(self.teacher, "check_spaces", None)
+        if check is not None:
+            check(observation_space, action_space)
 
     def prefer(
         self,
@@ -235,6 +251,10 @@ class HindsightTeacher(FeedbackModel):
         self._count(len(labels), int(np.count_nonzero(~np.isnan(labels))))
         self._record("prefer", lambda: {"a": a.to_dict(), "b": b.to_dict()}, labels)
         return labels
+
+
+def _name(model: Any) -> str:
+    return getattr(model, "registry_name", "") or type(model).__name__
 
 
 def _concat(first: Segments, then: Segments) -> Segments:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,12 +75,32 @@ class LearnedPreferenceModel(FeedbackModel):
         self.fit_log = None if fit_log is None else str(fit_log)
         self.reward_model: RewardModel | None = None
         if fit_log is not None:
+            if not isinstance(fit_log, (str, Path)):
+                raise ConfigError(f"fit_log must be a feedback log's path, got {fit_log!r}")
             self.fit(fit_log)
 
     @property
     def losses(self) -> list[float]:
         """Training loss after each epoch of the last :meth:`fit`."""
         return [] if self.reward_model is None else self.reward_model.losses
+
+    def check_spaces(self, observation_space: Any, action_space: Any) -> None:
+        """Refuse before any query when not fitted (built by name: give ``fit_log``) or when
+        fitted to steps unlike this env's (one step of zeros from its spaces is scored)."""
+        if self.reward_model is None:
+            raise ConfigError(
+                "the learned teacher is not fitted: give fit_log, the feedback log to learn the "
+                'teacher from, e.g. {"fit_log": "runs/earlier/feedback.jsonl"}'
+            )
+        obs = np.zeros((1, 1, *observation_space.shape), observation_space.dtype)
+        actions = np.zeros((1, 1, *action_space.shape), action_space.dtype)
+        try:
+            self.returns(Segments(np.zeros((1, 1)), obs, actions))
+        except (RuntimeError, ValueError) as err:
+            raise ConfigError(
+                f"the learned teacher was fitted to steps unlike this env's "
+                f"({str(err).splitlines()[0]}); fit it to a log of a run on this env"
+            ) from None
 
     # ----- fitting ----------------------------------------------------------------------
     def fit(

@@ -240,27 +240,58 @@ class ReplayTeacher(FeedbackModel):
     logged batches when they share one (so a replayed preference teacher is a preference
     teacher), else ``"replay"``.
 
-    :param path: the JSONL feedback log.
+    :param path: the JSONL feedback log, e.g. an earlier run's ``feedback.jsonl`` (required:
+        a log that does not exist or holds no answers is a one-line ConfigError).
     :param model: replay only the batches of this model id (None: all).
     :param rng: unused (answers are recorded); kept for the common constructor.
     """
 
     kind = "replay"
+    example = '{"path": "runs/earlier/feedback.jsonl"}'
 
     def __init__(
         self,
-        path: str | Path = "feedback.jsonl",
+        path: str | Path,
         model: int | None = None,
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(rng)
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise ConfigError(f"replay's path must be a feedback log's path, got {path!r}")
+        if model is not None and (isinstance(model, bool) or not isinstance(model, int)):
+            raise ConfigError(f"replay's model must be a model id of the log, got {model!r}")
         self.path = str(path)
         self.model = model
         self._records = logged_queries(path, model)
+        if not self._records:
+            of = "" if model is None else f" of model {model}"
+            raise ConfigError(f"feedback log {self.path!r} holds no answered batch{of} to replay")
         self._next: dict[str, int] = {}
         kinds = {r["kind"] for r in self._records}
         if len(kinds) == 1:  # answers like the model it replays (e.g. "preference")
             self.kind = kinds.pop()
+
+    def check_spaces(self, observation_space: Any, action_space: Any) -> None:
+        """Refuse an env whose steps are not the logged ones: the first logged segment's
+        observation and action shapes must be those of the spaces (the queries would differ)."""
+        for record in self._records:
+            query = record.get("query") or {}
+            segment = query.get("a") or (query.get("segments") or [None])[0]
+            if not isinstance(segment, dict):
+                continue
+            for name, space in (("obs", observation_space), ("actions", action_space)):
+                shape = getattr(space, "shape", None)
+                if segment.get(name) is None or shape is None:
+                    continue
+                logged = tuple(np.shape(segment[name])[2:])  # after (segments, steps)
+                shape = tuple(shape)  # the trailing axes (a multi-agent log has an agent axis)
+                if len(logged) < len(shape) or logged[len(logged) - len(shape) :] != shape:
+                    raise ConfigError(
+                        f"feedback log {self.path!r} holds steps whose {name} have shape "
+                        f"{logged}, this env's have {shape}: replay a log of "
+                        "a run on this env"
+                    )
+            return
 
     def _replay(self, verb: str, query: dict[str, Any]) -> Any:
         position = self._next.get(verb, 0)

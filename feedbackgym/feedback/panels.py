@@ -14,7 +14,7 @@ from feedbackgym.feedback.base import (
     Segments,
     as_segments,
     check_choice,
-    from_config,
+    inner_model,
     register_feedback_model,
 )
 from feedbackgym.feedback.scores import Scores
@@ -36,34 +36,59 @@ class Panel(FeedbackModel):
     AlpacaFarm (Dubois et al. 2023), whose simulated annotators are a pool of differently
     prompted raters; deviation: our raters are B-Pref-style teachers, not language models.
 
-    :param members: pairwise feedback models (or their config dicts).
+    Built by name, ``members`` is a list of registry names or configs, e.g.
+    ``{"members": ["oracle", {"name": "mistake", "mistake": 0.2}, "myopic"]}``.
+
+    :param members: pairwise feedback models, their registry names or their config dicts.
     :param mode: "majority" or "random".
-    :param rng: a numpy Generator or an integer seed (random assignment).
+    :param rng: a numpy Generator or an integer seed (random assignment; members given by
+        name or config draw their seeds from it).
     """
 
     kind = "preference"
+    example = '{"members": ["oracle", {"name": "mistake", "mistake": 0.2}, "myopic"]}'
 
     def __init__(
         self,
-        members: Sequence[FeedbackModel | dict[str, Any]] = (),
+        members: Sequence[FeedbackModel | dict[str, Any] | str],
         mode: str = "majority",
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__(rng)
-        # Members given as configs draw their seeds from the panel's generator (unless the
-        # config names one), so a panel built from a seed answers the same every time.
-        built = [
-            from_config(m, rng=None if m.get("rng") is not None else self._child_seed())
-            if isinstance(m, dict)
-            else m
-            for m in members
-        ]
-        if not built or not all(hasattr(m, "prefer") for m in built):
-            raise ConfigError("members must be a non-empty list of pairwise feedback models")
+        if isinstance(members, (str, dict, FeedbackModel)) or not isinstance(
+            members, (list, tuple)
+        ):
+            raise ConfigError(
+                f"panel members must be a non-empty list, e.g. {self.example}; got {members!r}"
+            )
+        if not members:
+            raise ConfigError(f"panel members must be a non-empty list, e.g. {self.example}")
+        # Members given as names or configs draw their seeds from the panel's generator
+        # (unless the config names one), so a panel built from a seed answers the same.
+        built = []
+        for k, member in enumerate(members):
+            built_here = isinstance(member, (dict, str))
+            own_seed = isinstance(member, dict) and member.get("rng") is not None
+            seed = self._child_seed() if built_here and not own_seed else None
+            where = f"panel member {k}"
+            model = inner_model(member, where, seed)
+            if not hasattr(model, "prefer"):
+                name = getattr(model, "registry_name", "") or type(model).__name__
+                raise ConfigError(
+                    f"{where} ({name}) gives {getattr(model, 'kind', '')} feedback; members "
+                    "must answer pairwise preferences"
+                )
+            built.append(model)
         self.members = built
         self.mode = check_choice("mode", mode, ("majority", "random"))
         self.disagreements = 0
         self.comparable = 0
+
+    def check_spaces(self, observation_space: Any, action_space: Any) -> None:
+        for member in self.members:
+            check = getattr(member, "check_spaces", None)
+            if check is not None:
+                check(observation_space, action_space)
 
     @property
     def disagreement_rate(self) -> float:
@@ -121,22 +146,28 @@ class Budget(FeedbackModel):
     NaN scores, and ``None`` sentences. As in Lee et al. (2021, PEBBLE/B-Pref), the budget is
     the total feedback a run may use.
 
-    :param model: the feedback model to guard.
+    Built by name, ``model`` is a registry name or a config, e.g. ``{"model": {"name":
+    "mistake", "mistake": 0.1}, "max_queries": 100}``; there is no default model, since the
+    budget is only ever on the teacher you name.
+
+    :param model: the feedback model to guard, its registry name or its config dict.
     :param max_queries: the most queries it may answer, a positive integer.
     :param on_exhausted: "raise" or "refuse".
-    :param rng: seed for a model given as a config dict (else the model's own generator).
+    :param rng: seed for a model given as a name or config (else the model's own generator).
     """
+
+    example = '{"model": {"name": "oracle"}, "max_queries": 100}'
 
     def __init__(
         self,
-        model: FeedbackModel | dict[str, Any],
+        model: FeedbackModel | dict[str, Any] | str,
         max_queries: int,
         on_exhausted: str = "raise",
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        model = from_config(model, rng=rng) if isinstance(model, dict) else model
+        model = inner_model(model, "budget's model", rng)
         if not isinstance(model, FeedbackModel):
-            raise ConfigError(f"model must be a feedback model, got {model!r}")
+            raise ConfigError(f"budget's model must be a FeedbackModel, got {model!r}")
         super().__init__(model.rng)
         self.model = model
         self.kind = model.kind
@@ -144,6 +175,9 @@ class Budget(FeedbackModel):
         self.on_exhausted = check_choice("on_exhausted", on_exhausted, ("raise", "refuse"))
         self.used = 0
         self.refused = 0
+
+    def check_spaces(self, observation_space: Any, action_space: Any) -> None:
+        self.model.check_spaces(observation_space, action_space)
 
     @property
     def remaining(self) -> int:

@@ -405,7 +405,8 @@ class RegretTeacher(PreferenceModel):
     al. use no myopic discount, skip or equal answers (the defaults switch them off).
 
     :param beta: rationality, in [0, inf]; ``inf`` always picks the lower-regret segment.
-    :param env: an env (or its unwrapped core) with ``optimal_values() -> (V*, Q*)``.
+    :param env: an env (or its unwrapped core) with ``optimal_values() -> (V*, Q*)``, or its
+        id (``module:ID`` imports ``module`` first), e.g. ``"feedbackgym/GridWorld-v0"``.
     :param q_values: a ``(n_states, n_actions)`` table of ``Q*``.
     :param advantage_fn: ``f(obs, actions) -> A*`` of shape ``(n, L)``.
     :param gamma: myopic discount, in (0, 1].
@@ -441,6 +442,12 @@ class RegretTeacher(PreferenceModel):
             rng=rng,
         )
         self.advantage_fn = check_callable("advantage_fn", advantage_fn)
+        if q_values is None and isinstance(env, str):
+            import gymnasium as gym
+
+            from feedbackgym.envs import resolve_env_id
+
+            env = gym.make(resolve_env_id(env))
         if q_values is None and env is not None:
             core = getattr(env, "unwrapped", env)
             if not hasattr(core, "optimal_values"):
@@ -453,6 +460,22 @@ class RegretTeacher(PreferenceModel):
             raise ConfigError("the regret teacher needs one of env, q_values or advantage_fn")
         self.q_values = None if q_values is None else check_q_values(q_values)
         self.env = None  # described by q_values in config()
+
+    def check_spaces(self, observation_space: Any, action_space: Any) -> None:
+        """A ``Q*`` table (without ``advantage_fn``) needs Discrete spaces of its shape."""
+        if self.advantage_fn is not None or self.q_values is None:
+            return
+        sizes = [getattr(space, "n", None) for space in (observation_space, action_space)]
+        if None in sizes:
+            raise ConfigError(
+                f"the regret teacher's q_values table needs Discrete observations and actions, "
+                f"this env has {observation_space} and {action_space}; give advantage_fn"
+            )
+        if tuple(int(n) for n in sizes) != self.q_values.shape:
+            raise ConfigError(
+                f"the regret teacher's q_values table has shape {self.q_values.shape}, this "
+                f"env has {sizes[0]} states and {sizes[1]} actions"
+            )
 
     def step_utilities(self, segments: Segments) -> np.ndarray:
         """Optimal advantage ``A*(s_t, a_t)`` of each step, shape ``(n, L)``."""

@@ -27,7 +27,7 @@ import feedbackgym  # noqa: F401  (registers the envs, also in worker processes)
 from feedbackgym.agents import AGENTS
 from feedbackgym.agents.base import default_metric, env_horizon
 from feedbackgym.agents.fused import PATHS, fused_agents, fused_run
-from feedbackgym.envs import registered_ids
+from feedbackgym.envs import registered_ids, resolve_env_id
 from feedbackgym.errors import ConfigError, check_positive_int
 from feedbackgym.feedback.delayed_bandit import (
     DelayedFeedbackEnv,
@@ -249,11 +249,15 @@ def info_key(metric: str) -> str:
 
 
 def _vector_entry(env_id: str) -> Any:
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error:
+    from feedbackgym.envs.multiagent import is_multiagent
+
+    name = resolve_env_id(env_id)  # module:ID imports module, in every process that runs cells
+    if is_multiagent(name):
         valid = ", ".join(registered_ids())
-        raise ConfigError(f"unknown env {env_id!r}; valid: {valid} (or module:id)") from None
+        raise ConfigError(
+            f"env {env_id!r} is multi-agent; regret studies run bandit envs, e.g. {valid}"
+        )
+    spec = gym.spec(name)
     entry = spec.vector_entry_point or spec.entry_point
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
@@ -269,7 +273,7 @@ def make_env(env_id: str, num_envs: int, env_kwargs: dict[str, Any], horizon: in
     if "horizon" in inspect.signature(entry).parameters:
         kwargs["horizon"] = horizon
     try:
-        return gym.make_vec(env_id, num_envs=num_envs, **kwargs)
+        return gym.make_vec(resolve_env_id(env_id), num_envs=num_envs, **kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import json
 import shutil
@@ -131,27 +130,20 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 # ----- building a run -----------------------------------------------------------------------
 def check_env_id(env_id: str) -> Any:
-    """The env's spec; an unknown id is a one-line ConfigError."""
+    """The env's spec (None for a multi-agent env); ``module:ID`` imports ``module`` first, and
+    an unknown id or a module that fails to import is a one-line ConfigError
+    (:func:`feedbackgym.envs.resolve_env_id`)."""
     import gymnasium
 
     import feedbackgym  # noqa: F401  (registers our envs)
+    from feedbackgym.envs import resolve_env_id
     from feedbackgym.envs.multiagent import check_versions, is_multiagent
 
-    if is_multiagent(env_id):
+    name = resolve_env_id(env_id)
+    if is_multiagent(name):
         check_versions()
         return None
-    module, _, name = env_id.rpartition(":")
-    try:
-        if module:  # gymnasium's "module:ID" form: importing the module registers the env
-            importlib.import_module(module)
-        return gymnasium.spec(name)
-    except ModuleNotFoundError as err:
-        raise ConfigError(f"env {env_id!r}: module {err.name!r} cannot be imported") from None
-    except gymnasium.error.Error as err:
-        raise ConfigError(
-            f"unknown env {env_id!r} ({str(err).splitlines()[0]}); "
-            "see `feedbackgym envs` or register it with gymnasium.register"
-        ) from None
+    return gymnasium.spec(name)
 
 
 def make_env(config: TrainConfig, n_envs: int, seed: int, delayed: bool = True) -> Any:
@@ -162,23 +154,23 @@ def make_env(config: TrainConfig, n_envs: int, seed: int, delayed: bool = True) 
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from feedbackgym.envs.multiagent import is_multiagent
     from feedbackgym.feedback.delayed_rewards import parse_reward_delay
 
-    check_env_id(config.env)
-    if is_multiagent(config.env):
+    spec = check_env_id(config.env)
+    if spec is None:
+        from feedbackgym.envs import resolve_env_id
         from feedbackgym.envs.multiagent.vector import make_team_vec_env
 
         if config.reward_delay is not None:
             raise ConfigError(
                 f"reward_delay applies to single-agent envs; {config.env!r} is multi-agent"
             )
-        return make_team_vec_env(config.env, n_envs, seed, config.env_kwargs)
+        return make_team_vec_env(resolve_env_id(config.env), n_envs, seed, config.env_kwargs)
     delay = parse_reward_delay(config.reward_delay) if delayed and config.reward_delay else None
 
     def build(rank: int) -> Any:
         def make() -> Any:
-            env = gymnasium.make(config.env, **config.env_kwargs)
+            env = gymnasium.make(spec.id, **config.env_kwargs)
             env = Monitor(env if delay is None else delay(env, seed + rank))
             env.action_space.seed(seed + rank)
             return env
@@ -421,6 +413,14 @@ def prepare(config: TrainConfig, tensorboard: str | None = None) -> tuple[Any, A
         raise ConfigError(f"eval_episodes must be >= 20, got {config.eval_episodes}")
     teacher = make_teacher(config)
     learner = make_learner(config, teacher, tensorboard=tensorboard)
+    if teacher is not None:  # e.g. a learned teacher not fitted, or fitted to another env
+        try:
+            check = getattr(teacher, "check_spaces", None)
+            if check is not None:
+                check(learner.env.observation_space, learner.env.action_space)
+        except ConfigError:
+            learner.env.close()
+            raise
     if learner.uses_feedback:
         learner.plan(config.timesteps)  # a run too short for any feedback round fails here
     return teacher, learner

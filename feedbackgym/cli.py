@@ -365,8 +365,9 @@ def _sweep(args: argparse.Namespace) -> None:
 
 def _label(args: argparse.Namespace) -> None:
     from feedbackgym.feedback.human import LabelQueue
-    from feedbackgym.feedback.label_server import make_app, serve
+    from feedbackgym.feedback.label_server import check_host, make_app, serve
 
+    check_host(args.host)  # before the folder or its tokens are written
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
     if not args.lease > 0:

@@ -19,6 +19,7 @@ import yaml
 
 from feedbackgym.feedback import FeedbackLog, LabelQueue, Segments, make_feedback_model
 from feedbackgym.feedback.calibration import load_learned
+from tests.feedback.test_human import read_only_label_folder
 from tests.test_cli_train import GOOD, TINY_YAML
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
@@ -42,6 +43,20 @@ def free_port() -> int:
 def test_label_bad_input_is_one_line_and_exit_2(cli, tmp_path, flags, message):
     code, out, err = cli("label", "--out", tmp_path / "labels", *flags)
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_label_refuses_an_empty_host_before_writing_anything(cli, tmp_path):
+    code, out, err = cli("label", "--out", tmp_path / "labels", "--host", "")
+    assert code == 2 and err.count("\n") == 1
+    assert "host '' would listen on every interface" in err and "127.0.0.1" in err
+    assert not (tmp_path / "labels").exists() and "token" not in out
+
+
+def test_label_on_a_read_only_folder_is_one_line_and_exit_2(cli, tmp_path, monkeypatch):
+    with read_only_label_folder(tmp_path / "labels", monkeypatch) as folder:
+        code, out, err = cli("label", "--out", folder, "--annotator", "alice")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"label folder '{folder}' cannot be written" in err and "token=" not in out
 
 
 def test_label_serves_links_until_interrupted(tmp_path):
@@ -179,6 +194,15 @@ def test_train_learns_from_people_answering_in_another_thread(cli, tmp_path):
     assert len(answers) == 6 and {a["annotator"] for a in answers} == {"dana"}
     code, out, err = cli("calibrate", "--log", labels_dir / "feedback.jsonl", "--epochs", "5")
     assert code == 0 and "6 labels" not in err and (labels_dir / "learned_teacher.pt").exists()
+
+
+def test_train_with_a_read_only_label_folder_exits_2_before_writing(cli, tmp_path, monkeypatch):
+    with read_only_label_folder(tmp_path / "labels", monkeypatch) as folder:
+        kwargs = json.dumps({"dir": str(folder), "env": "Pendulum-v1"})
+        code, _, err = cli(*GOOD, "--teacher", "human", "--teacher-kwargs", kwargs,
+                           "--out", tmp_path / "run")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "cannot be written" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_refused_for_another_option_leaves_no_label_folder(cli, tmp_path):

@@ -24,8 +24,8 @@ from feedbackgym.feedback.base import (
     check_int,
     register_feedback_model,
 )
-from feedbackgym.feedback.label_queue import ANSWERS, LabelQueue
-from feedbackgym.feedback.label_server import running_server
+from feedbackgym.feedback.label_queue import ANSWERS, LabelQueue, check_writable
+from feedbackgym.feedback.label_server import check_host, running_server
 from feedbackgym.feedback.log import FeedbackLog
 
 StateSetter = Callable[[Any, np.ndarray, np.ndarray | None], None]
@@ -118,8 +118,11 @@ class HumanTeacher(FeedbackModel):
     ``prefer(a, b)`` renders each pair of segments as two looping GIF clips, publishes the
     pairs to the :class:`LabelQueue` in ``dir`` and blocks until every pair has an answer on
     disk (or ``timeout`` seconds pass: pairs still open are withdrawn and labelled NaN,
-    skipped). Labels follow :class:`~feedbackgym.feedback.preferences.PreferenceModel`: 1.0
-    for a, 0.0 for b, 0.5 equal, NaN skipped. The label server (``feedbackgym label --out
+    skipped, and one line on stderr says so). While it waits, a line on stderr every
+    ``remind_every`` seconds says how many answers are missing and where to give them, so a
+    run blocked on people is never silent. Labels follow
+    :class:`~feedbackgym.feedback.preferences.PreferenceModel`: 1.0 for a, 0.0 for b, 0.5
+    equal, NaN skipped. The label server (``feedbackgym label --out
     DIR``) can run in another process, before, after or while training, and either can
     restart: a pair asked again finds its answer already on disk. Each answered batch is also
     appended (fsynced) to ``dir/feedback.jsonl`` with its segments, for ``feedbackgym
@@ -139,6 +142,8 @@ class HumanTeacher(FeedbackModel):
     :param env: id of the run's env (the clips are rendered from it).
     :param env_kwargs: keyword arguments of that env (e.g. PointGoal's ``n_targets``).
     :param timeout: seconds ``prefer`` waits for a batch (None: until answered).
+    :param remind_every: seconds between the "still waiting" lines on stderr while ``prefer``
+        waits (None: none).
     :param poll_interval: seconds between looks at the answers folder.
     :param fps: frames per second of the clips (None: the env's ``render_fps``).
     :param clip_size: width of the clips in pixels, >= 32.
@@ -155,6 +160,7 @@ class HumanTeacher(FeedbackModel):
         env: str | None = None,
         env_kwargs: dict[str, Any] | None = None,
         timeout: float | None = None,
+        remind_every: float | None = 60.0,
         poll_interval: float = 0.2,
         fps: float | None = None,
         clip_size: int = 256,
@@ -178,10 +184,14 @@ class HumanTeacher(FeedbackModel):
             raise ConfigError(f"env_kwargs must be a dict of env arguments, got {env_kwargs!r}")
         if timeout is not None:
             timeout = check_range("timeout", timeout, 0.0, low_open=True)
+        if remind_every is not None:
+            remind_every = check_range("remind_every", remind_every, 0.0, low_open=True)
+        check_writable(dir)  # writes nothing: a run is refused before its folder is made
         self.dir = str(dir)
         self.env = env
         self.env_kwargs = env_kwargs
         self.timeout = timeout
+        self.remind_every = remind_every
         self.poll_interval = check_range("poll_interval", poll_interval, 0.0, low_open=True)
         self.fps = None if fps is None else check_range("fps", fps, 0.0, 100.0, low_open=True)
         self.clip_size = check_int("clip_size", clip_size, 32)
@@ -189,7 +199,7 @@ class HumanTeacher(FeedbackModel):
                                  or not 0 <= port < 65536):  # fmt: skip
             raise ConfigError(f"port must be an integer in 0..65535 (0: any free), got {port!r}")
         self.port = port
-        self.host = str(host)
+        self.host = check_host(host)
         self._server: Any = None
         self._queue: LabelQueue | None = None  # made on first use: checking a run writes nothing
         self._render_env: Any = None
@@ -209,6 +219,10 @@ class HumanTeacher(FeedbackModel):
         state["_own_log"] = None
         state["_server"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("remind_every", 60.0)  # a checkpoint from before the option
+        self.__dict__.update(state)
 
     def serve(self) -> str:
         """Start serving the label page from this process (once); returns its base URL and
@@ -283,7 +297,9 @@ class HumanTeacher(FeedbackModel):
         return labels
 
     def _wait(self, ids: list[str]) -> list[dict[str, Any]]:
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadline = None if self.timeout is None else started + self.timeout
+        remind = None if self.remind_every is None else started + self.remind_every
         found: dict[str, dict[str, Any]] = {}
         while True:
             for qid in ids:
@@ -293,12 +309,34 @@ class HumanTeacher(FeedbackModel):
                         found[qid] = record
             if len(found) == len(set(ids)):
                 return [found[qid] for qid in ids]
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 for qid in set(ids) - set(found):
                     self.queue.withdraw(qid)  # or, if an answer just won the race, read it
                     found[qid] = self.queue.read_answer(qid) or {"answer": None}
+                unanswered = sum(1 for r in found.values() if not r.get("answer"))
+                self._say(
+                    f"timeout ({self.timeout:g} s): {unanswered} of {len(set(ids))} queries "
+                    "unanswered, withdrawn and labelled skipped"
+                )
                 return [found[qid] for qid in ids]
+            if remind is not None and now >= remind:
+                remind = now + self.remind_every
+                where = (
+                    f"at {self._server[1]}"
+                    if self._server is not None
+                    else f"with `feedbackgym label --out {self.dir}`"
+                )
+                bound = "no timeout" if self.timeout is None else f"timeout {self.timeout:g} s"
+                self._say(
+                    f"waiting {now - started:.0f} s for {len(set(ids)) - len(found)} of "
+                    f"{len(set(ids))} answers in {self.dir} (serve the queries {where}; {bound})"
+                )
             time.sleep(self.poll_interval)
+
+    @staticmethod
+    def _say(message: str) -> None:
+        print(f"human teacher: {message}", file=sys.stderr, flush=True)
 
     def _own_log_append(self, query: dict[str, Any], labels: np.ndarray) -> None:
         path = Path(self.dir) / "feedback.jsonl"

@@ -8,12 +8,15 @@ and neither imports the other's module to reach it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
+import stat
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,40 @@ ANSWERS: dict[str, float] = {"a": A_PREFERRED, "b": B_PREFERRED, "equal": EQUAL,
 QUERY_ID = re.compile(r"[0-9a-f]{24}")
 #: Annotator names: short and printable (they end up in answer files and logs).
 ANNOTATOR_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+#: Seconds after its last change during which a folder's modification time is not trusted to
+#: mark a complete listing: file systems keep directory times in coarse ticks (ext4 a few ms,
+#: NFS and FAT up to 2 s), so a file added in the same tick as the listing leaves the time as
+#: it was. Within this window the folder is listed again at every look (names only: cheap).
+MTIME_GRANULARITY = 2.0
+
+
+def unwritable_reason(folder: str | Path) -> str | None:
+    """Why this process cannot create files in ``folder`` (or, where it does not exist yet,
+    create it: its nearest existing parent is checked), or None when it can. Writes nothing."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{str(probe)!r} is not a folder"
+    if os.access(probe, os.W_OK | os.X_OK):
+        return None
+    with contextlib.suppress(OSError):
+        if os.statvfs(probe).f_flag & os.ST_RDONLY:
+            return f"{str(probe)!r} is on a read-only file system"
+    return f"{str(probe)!r} is not writable by this user"
+
+
+def check_writable(root: str | Path, subfolders: tuple[str, ...] = ()) -> None:
+    """Refuse (:class:`ConfigError`, one line) a label folder ``root`` (and its
+    ``subfolders``) this process could not write its queries, clips or answers in, before
+    anything is written."""
+    for folder in (Path(root), *(Path(root) / name for name in subfolders)):
+        reason = unwritable_reason(folder)
+        if reason is not None:
+            raise ConfigError(
+                f"label folder {str(root)!r} cannot be written: {reason} (the teacher writes "
+                "queries and clips there, the label server answers)"
+            )
 
 
 def _atomic_write(path: Path, data: bytes, exclusive: bool = False) -> bool:
@@ -75,7 +112,13 @@ class LabelQueue:
     Every file is written to a temporary name, fsynced and renamed; an answer is created only
     if none exists (a hard link), so the first answer wins and a query is answered once.
 
-    :param root: the folder (created with its subfolders).
+    :meth:`open_queries` keeps an index (every query id seen and when it was asked; the ids
+    answered), so a look at the folder lists names and reads only the query files it has not
+    seen: scans stay short however many answered queries a long run leaves behind. One lock
+    serialises the looks of the server's threads.
+
+    :param root: the folder (created with its subfolders; refused in one line where it cannot
+        be written).
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -87,9 +130,12 @@ class LabelQueue:
             raise ConfigError(
                 f"label folder {str(root)!r} cannot be created: {err.strerror}"
             ) from None
-        self._order: list[tuple[float, str]] = []
-        self._order_mtime = -1
-        self._answers_mtime = -1
+        check_writable(root, ("queries", "clips", "answers"))
+        self._lock = threading.Lock()
+        self._created: dict[str, float] = {}  # every query id indexed -> when it was asked
+        self._open: list[tuple[float, str]] = []  # indexed queries not seen answered, by age
+        self._queries_listed: int | None = None  # mtime of queries/ at a trusted full listing
+        self._answers_listed: int | None = None  # the same for answers/
         self._answered: set[str] = set()
 
     # ----- queries ----------------------------------------------------------------------
@@ -108,35 +154,81 @@ class LabelQueue:
         """The published record of query ``qid``."""
         return json.loads((self.root / "queries" / f"{qid}.json").read_text())
 
-    def clip_path(self, qid: str, side: str) -> Path | None:
-        """Path of the clip of side ``"a"`` or ``"b"`` of ``qid``; None for anything else."""
+    def read_clip(self, qid: str, side: str) -> bytes | None:
+        """The GIF of side ``"a"`` or ``"b"`` of ``qid``; None for anything else, and for
+        anything but a regular file at ``clips/<id>-<side>.gif`` itself: a symlink there (or
+        a ``clips`` folder that is one) is refused, so nobody who can write the folder can
+        make the server read another file for them. The file is opened without following
+        links, one folder at a time, so it cannot be swapped for a link in between."""
         if side not in ("a", "b") or not QUERY_ID.fullmatch(qid):
             return None
-        path = self.root / "clips" / f"{qid}-{side}.gif"
-        return path if path.is_file() else None
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        fds: list[int] = []
+        try:
+            fds.append(os.open(self.root, flags | os.O_DIRECTORY))
+            fds.append(os.open("clips", flags | os.O_DIRECTORY, dir_fd=fds[-1]))
+            fds.append(os.open(f"{qid}-{side}.gif", flags | os.O_NONBLOCK, dir_fd=fds[-1]))
+            if not stat.S_ISREG(os.fstat(fds[-1]).st_mode):
+                return None
+            with os.fdopen(fds.pop(), "rb") as handle:
+                return handle.read()
+        except OSError as err:
+            if err.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EACCES):
+                return None
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def open_queries(self) -> list[str]:
         """Ids of the published queries not yet answered or withdrawn, oldest first.
 
-        Both folders are listed again only when their modification time changed; a listing
-        a moment stale can only offer a query just answered, which :meth:`answer` refuses."""
+        A folder is listed again only when its modification time changed since a complete
+        listing (or changed within :data:`MTIME_GRANULARITY` seconds of it, when a file added
+        in the same clock tick would leave the time unchanged); a listing reads only the
+        query files not indexed yet. The looks of several threads are serialised, so an older
+        listing never replaces a newer one. A listing a moment stale can only offer a query
+        just answered, which :meth:`answer` refuses."""
+        with self._lock:
+            self._look_at_queries()
+            self._look_at_answers()
+            return [qid for _, qid in self._open]
+
+    def _look_at_queries(self) -> None:
         folder = self.root / "queries"
         mtime = folder.stat().st_mtime_ns
-        if mtime != self._order_mtime:  # a query was published
-            self._order_mtime = mtime
-            order = []
-            for path in folder.glob("*.json"):
-                try:
-                    order.append((json.loads(path.read_text())["created"], path.stem))
-                except (OSError, ValueError, KeyError):
-                    continue  # a file being replaced right now: seen on the next scan
-            self._order = sorted(order)
-        answers = self.root / "answers"
-        mtime = answers.stat().st_mtime_ns
-        if mtime != self._answers_mtime:  # an answer was written
-            self._answers_mtime = mtime
-            self._answered.update(n[:-5] for n in os.listdir(answers) if n.endswith(".json"))
-        return [qid for _, qid in self._order if qid not in self._answered]
+        if mtime == self._queries_listed:
+            return
+        started = time.time_ns()
+        present = {n[:-5] for n in os.listdir(folder) if n.endswith(".json")}
+        complete = True
+        for qid in present - self._created.keys():
+            if not QUERY_ID.fullmatch(qid):
+                continue
+            try:
+                self._created[qid] = float(
+                    json.loads((folder / f"{qid}.json").read_text())["created"]
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                complete = False  # a file being replaced right now: indexed on the next look
+        for qid in self._created.keys() - present:
+            del self._created[qid]  # removed by hand
+        self._open = sorted(
+            (created, qid) for qid, created in self._created.items() if qid not in self._answered
+        )
+        settled = started - mtime > MTIME_GRANULARITY * 1e9
+        self._queries_listed = mtime if complete and settled else None
+
+    def _look_at_answers(self) -> None:
+        folder = self.root / "answers"
+        mtime = folder.stat().st_mtime_ns
+        if mtime == self._answers_listed:
+            return
+        started = time.time_ns()
+        self._answered.update(n[:-5] for n in os.listdir(folder) if n.endswith(".json"))
+        self._open = [(created, qid) for created, qid in self._open if qid not in self._answered]
+        settled = started - mtime > MTIME_GRANULARITY * 1e9
+        self._answers_listed = mtime if settled else None
 
     # ----- answers ----------------------------------------------------------------------
     def answer(self, qid: str, answer: str, annotator: str, seconds: float | None = None) -> bool:
@@ -155,7 +247,9 @@ class LabelQueue:
         written = _atomic_write(
             self.root / "answers" / f"{qid}.json", json.dumps(record).encode(), exclusive=True
         )
-        self._answered.add(qid)
+        with self._lock:
+            self._answered.add(qid)
+            self._open = [(created, q) for created, q in self._open if q != qid]
         return written
 
     def withdraw(self, qid: str) -> bool:
@@ -190,8 +284,11 @@ class LabelQueue:
         new = {n: secrets.token_urlsafe(32) for n in names if reissue or n not in hashes}
         hashes.update({n: _token_hash(t) for n, t in new.items()})
         path = self.root / "annotators.json"
-        _atomic_write(path, json.dumps(hashes, indent=1).encode())
-        os.chmod(path, 0o600)
+        try:
+            _atomic_write(path, json.dumps(hashes, indent=1).encode())
+            os.chmod(path, 0o600)
+        except OSError as err:
+            raise ConfigError(f"{str(path)!r} cannot be written: {err.strerror}") from None
         return new
 
     def _annotator_hashes(self) -> dict[str, str]:

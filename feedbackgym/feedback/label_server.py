@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
+import ipaddress
 import json
+import logging
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +22,14 @@ from feedbackgym.feedback.label_queue import ANSWERS, QUERY_ID, LabelQueue
 MAX_BODY = 4096
 #: Longest token accepted (``secrets.token_urlsafe(32)`` is 43 characters).
 MAX_TOKEN = 128
-#: Every response: no framing, no sniffing, no referrer (the page URL holds the token), no
+#: The cookie that carries the token after the link's first visit (HttpOnly, SameSite=Strict).
+COOKIE = "feedbackgym_token"
+#: Seconds a connection may stay open without a complete request (from its opening or its
+#: last response), and that a request body may take to arrive.
+IDLE_TIMEOUT = 10.0
+#: One line per failed write of the label folder (a full or read-only disk).
+LOG = logging.getLogger(__name__)
+#: Every response: no framing, no sniffing, no referrer (the link holds the token), no
 #: caching, and only this server's own scripts, styles and images.
 SECURITY_HEADERS = [
     (
@@ -85,8 +97,9 @@ kbd { border: 1px solid #bbb; border-radius: 3px; padding: 0 .3em; background: #
 """
 
 SCRIPT = """"use strict";
-const token = new URLSearchParams(location.search).get("token") || "";
-const auth = {"Authorization": "Bearer " + token};
+// The link's token now rides in an HttpOnly cookie the page set: take it out of the address
+// bar and the history, so it is not bookmarked, shared, or sent again in a URL.
+if (location.search) history.replaceState(null, "", location.pathname);
 const $ = (id) => document.getElementById(id);
 let current = null;
 let busy = false;
@@ -98,9 +111,12 @@ function say(text) { $("status").textContent = text; }
 
 async function next() {
   let r;
-  try { r = await fetch("/api/next", {headers: auth, cache: "no-store"}); }
+  try { r = await fetch("/api/next", {credentials: "same-origin", cache: "no-store"}); }
   catch (e) { say("The server cannot be reached; trying again."); setTimeout(next, 2000); return; }
-  if (!r.ok) { say(`The server refused this link (${r.status}).`); setButtons(false); return; }
+  if (!r.ok) {
+    say(`The server refused this page (${r.status}): open your personal link again.`);
+    setButtons(false); return;
+  }
   const data = await r.json();
   $("annotator").textContent = data.annotator;
   $("open").textContent = data.open;
@@ -112,9 +128,8 @@ async function next() {
     return;
   }
   current = data.query;
-  const q = `?token=${encodeURIComponent(token)}`;
-  $("clip-a").src = `/clips/${current}/a${q}`;
-  $("clip-b").src = `/clips/${current}/b${q}`;
+  $("clip-a").src = `/clips/${current}/a`;
+  $("clip-b").src = `/clips/${current}/b`;
   $("pair").dataset.query = current;
   $("pair").hidden = false; $("waiting").hidden = true; setButtons(true);
 }
@@ -125,12 +140,13 @@ async function answer(choice) {
   try {
     const r = await fetch("/api/answer", {
       method: "POST",
-      headers: {...auth, "Content-Type": "application/json"},
+      credentials: "same-origin",
+      headers: {"Content-Type": "application/json"},
       body: JSON.stringify({id: current, answer: choice}),
     });
     if (r.ok) { say("Saved."); await next(); }
     else if (r.status === 409 || r.status === 404) {
-      say("Someone else answered that one."); await next();
+      say("Someone else answered (or is answering) that one."); await next();
     }
     else { say(`Not saved (${r.status}); please try again.`); setButtons(true); }
   } catch (e) {
@@ -177,22 +193,101 @@ def _starlette() -> Any:
         ) from None
 
 
-def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_BODY) -> Any:
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def check_host(host: Any, warn: bool = False) -> str:
+    """The address to listen on, checked: an empty one (which binds every interface) is
+    refused in one line; with ``warn``, an address other than loopback gets one line on
+    stderr (the page is plain HTTP and reachable from other machines)."""
+    if not isinstance(host, str) or not host.strip():
+        raise ConfigError(
+            f"host {host!r} would listen on every interface: give one address, 127.0.0.1 "
+            "(this machine only, the default) or an interface's (0.0.0.0: every interface; "
+            "put a TLS proxy in front)"
+        )
+    if warn and not _is_loopback(host):
+        print(
+            f"feedbackgym label: warning: listening on {host}, not loopback: other machines "
+            "can reach this plain-HTTP page; put a TLS proxy or an SSH tunnel in front",
+            file=sys.stderr,
+            flush=True,
+        )
+    return host
+
+
+def _http_protocol(idle_timeout: float) -> type:
+    """uvicorn's HTTP protocol, closing a connection that brings no complete request within
+    ``idle_timeout`` seconds of its opening or of its last response: uvicorn only times out
+    the wait between two requests, so a client that connects and sends nothing (or half a
+    request line) would hold a connection forever."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class IdleTimeoutProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+        _idle_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_idle_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_idle_timer()
+
+        def _arm_idle_timer(self) -> None:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+            self._idle_timer = self.loop.call_later(idle_timeout, self._on_idle)
+
+        def _on_idle(self) -> None:
+            self._idle_timer = None
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._arm_idle_timer()  # a request is being answered (its body has a timeout)
+            elif not self.transport.is_closing():
+                self.transport.close()
+
+    return IdleTimeoutProtocol
+
+
+def make_app(
+    root: str | Path,
+    lease_seconds: float = 60.0,
+    max_body: int = MAX_BODY,
+    idle_timeout: float = IDLE_TIMEOUT,
+) -> Any:
     """The label server of the label folder ``root`` as an ASGI (Starlette) app.
 
-    ``GET /?token=T`` is the page; ``GET /api/next`` the next open query for the annotator
+    ``GET /?token=T`` is the page (the link an annotator is given): it sets the token as an
+    HttpOnly, SameSite=Strict cookie, and the page then takes it out of the address bar, so
+    no later URL carries it. ``GET /api/next`` gives the next open query for the annotator
     (one not lent to another annotator in the last ``lease_seconds``); ``GET
     /clips/<id>/<a|b>`` a clip; ``POST /api/answer`` with ``{"id": ..., "answer": "a" | "b" |
-    "equal" | "skip"}`` records an answer on disk before it replies. The token comes as
-    ``Authorization: Bearer T`` or ``?token=T``. Refused: no or unknown token (403), an
-    unknown id (404), an answered or withdrawn query (409), a body that is not such JSON
-    (400) or is larger than ``max_body`` bytes (413). No other path reads a file.
+    "equal" | "skip"}`` records an answer on disk before it replies. The token comes as the
+    cookie or ``Authorization: Bearer T``; ``?token=T`` is read on ``GET /`` only. Refused:
+    no or unknown token (403), an unknown id or a clip that is not a regular file in
+    ``clips/`` (404), an answered or withdrawn query, or one lent to another annotator
+    (409), a body that is not such JSON (400), is larger than ``max_body`` bytes (413) or
+    takes more than ``idle_timeout`` seconds to arrive (408). A label folder that is full
+    (507) or cannot be written (503) gets a JSON error and one log line. No other path reads
+    a file.
     """
     _starlette()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     queue = LabelQueue(root)
@@ -202,10 +297,15 @@ def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_
     answered_here: dict[str, int] = {}
     tokens: dict[str, Any] = {"mtime": None, "hashes": {}}
 
-    def who(request: Request) -> str | None:
+    def token_of(request: Request, from_link: bool = False) -> str:
+        if from_link and "token" in request.query_params:
+            return request.query_params["token"]  # the link itself: it wins over a cookie
         header = request.headers.get("authorization", "")
         token = header[7:] if header[:7].lower() == "bearer " else ""
-        token = token or request.query_params.get("token", "")
+        return token or request.cookies.get(COOKIE, "")
+
+    def who(request: Request, token: str | None = None) -> str | None:
+        token = token_of(request) if token is None else token
         if not token or len(token) > MAX_TOKEN:
             return None
         path = queue.root / "annotators.json"
@@ -221,9 +321,19 @@ def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_
         return JSONResponse({"error": message}, status_code=status)
 
     async def page(request: Request) -> Response:
-        if who(request) is None:
+        token = token_of(request, from_link=True)
+        if who(request, token) is None:
             return HTMLResponse(FORBIDDEN_PAGE, status_code=403)
-        return HTMLResponse(PAGE)
+        response = HTMLResponse(PAGE)
+        response.set_cookie(
+            COOKIE,
+            token,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",  # behind a TLS proxy
+        )
+        return response
 
     async def script(request: Request) -> Response:
         return Response(SCRIPT, media_type="text/javascript")
@@ -266,10 +376,19 @@ def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_
     async def clip(request: Request) -> Response:
         if who(request) is None:
             return refuse(403, "missing or unknown token")
-        path = queue.clip_path(request.path_params["qid"], request.path_params["side"])
-        if path is None:
+        qid, side = request.path_params["qid"], request.path_params["side"]
+        data = await run_in_threadpool(queue.read_clip, qid, side)
+        if data is None:
             return refuse(404, "no such clip")
-        return FileResponse(path, media_type="image/gif")
+        return Response(data, media_type="image/gif")
+
+    async def read_body(request: Request) -> bytes | None:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                return None
+        return bytes(body)
 
     async def answer(request: Request) -> Response:
         annotator = who(request)
@@ -278,28 +397,38 @@ def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > max_body):
             return refuse(413, f"body larger than {max_body} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                return refuse(413, f"body larger than {max_body} bytes")
+        try:
+            body = await asyncio.wait_for(read_body(request), idle_timeout)
+        except asyncio.TimeoutError:
+            return refuse(408, f"body not received within {idle_timeout:g} s")
+        if body is None:
+            return refuse(413, f"body larger than {max_body} bytes")
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting
             return refuse(400, "body must be JSON")
         if (
             not isinstance(data, dict)
             or set(data) != {"id", "answer"}
             or not isinstance(data["id"], str)
+            or not isinstance(data["answer"], str)
             or data["answer"] not in ANSWERS
         ):
             return refuse(400, 'body must be {"id": "<query id>", "answer": "a|b|equal|skip"}')
         qid = data["id"]
         if not QUERY_ID.fullmatch(qid) or not queue.is_query(qid):
             return refuse(404, "unknown query")
+        now = time.monotonic()
         with lock:
-            since = shown.get(qid)
-        took = None if since is None else round(time.monotonic() - since, 3)
+            holder, until = leases.get(qid, (annotator, 0.0))
+            if holder != annotator and until >= now:
+                return refuse(
+                    409,
+                    f"query lent to another annotator for {until - now:.0f} s more: "
+                    "answer the one /api/next gives you",
+                )
+            since = shown.get(qid) if holder == annotator else None
+        took = None if since is None else round(now - since, 3)
         written = await run_in_threadpool(queue.answer, qid, data["answer"], annotator, took)
         with lock:
             leases.pop(qid, None)
@@ -310,6 +439,23 @@ def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_
             return refuse(409, "query already answered or withdrawn")
         return JSONResponse({"ok": True})
 
+    async def storage_error(request: Request, exc: Exception) -> Response:
+        # A full or read-only disk: say so in JSON, log one line, keep serving.
+        err = exc if isinstance(exc, OSError) else OSError(str(exc))
+        full = err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+        LOG.error(
+            "label folder %s: %s %s failed: %s",
+            queue.root,
+            request.method,
+            request.url.path,
+            err.strerror or err,
+        )
+        if full:
+            return refuse(507, f"the label folder is full ({err.strerror}): nothing was saved")
+        return refuse(
+            503, f"the label folder cannot be written or read ({err.strerror}): nothing was saved"
+        )
+
     routes = [
         Route("/", page),
         Route("/label.js", script),
@@ -319,30 +465,47 @@ def make_app(root: str | Path, lease_seconds: float = 60.0, max_body: int = MAX_
         Route("/api/answer", answer, methods=["POST"]),
         Route("/clips/{qid}/{side}", clip),
     ]
-    return _SecurityHeaders(Starlette(routes=routes))
+    return _SecurityHeaders(Starlette(routes=routes, exception_handlers={OSError: storage_error}))
 
 
 def serve(
-    root: str | Path, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 60.0
+    root: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    lease_seconds: float = 60.0,
+    idle_timeout: float = IDLE_TIMEOUT,
 ) -> None:
-    """Run the label server in the foreground until interrupted (Ctrl-C)."""
+    """Run the label server in the foreground until interrupted (Ctrl-C). An empty ``host``
+    is refused; any address but loopback gets a one-line warning on stderr."""
     import uvicorn
 
-    uvicorn.run(
-        make_app(root, lease_seconds=lease_seconds), host=host, port=port, log_level="warning"
-    )
+    check_host(host, warn=True)
+    app = make_app(root, lease_seconds=lease_seconds, idle_timeout=idle_timeout)
+    uvicorn.run(app, host=host, port=port, log_level="warning", http=_http_protocol(idle_timeout))
 
 
 @contextlib.contextmanager
 def running_server(
-    root: str | Path, host: str = "127.0.0.1", port: int = 0, lease_seconds: float = 60.0
+    root: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    lease_seconds: float = 60.0,
+    idle_timeout: float = IDLE_TIMEOUT,
 ) -> Iterator[str]:
     """Run the label server on a background thread; yields its base URL (``port=0``: a free
     port). Used by tests, benchmarks, and a training process that serves its own labels."""
     import uvicorn
 
-    app = make_app(root, lease_seconds=lease_seconds)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    check_host(host, warn=True)
+    app = make_app(root, lease_seconds=lease_seconds, idle_timeout=idle_timeout)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        http=_http_protocol(idle_timeout),
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name="label-server")
     thread.start()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import pickle
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -49,6 +53,51 @@ def pendulum_segments(n: int, length: int, seed: int) -> tuple[Segments, np.ndar
         ),
         np.reshape(frames, (*shape, *frames[0].shape)),
     )
+
+
+@contextlib.contextmanager
+def read_only_label_folder(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A label folder (subfolders and one query, as a previous run leaves it) this process
+    cannot write: by permissions for a normal user; root ignores those, so for root a
+    read-only tmpfs is mounted there, and only without the right to mount is ``os.access``
+    made to say so."""
+    folder.mkdir(parents=True)
+
+    def fill() -> None:
+        LabelQueue(folder).publish("0" * 24, b"GIF89a", b"GIF89a", {})
+
+    if os.geteuid() != 0:
+        fill()
+        paths = [folder, *(folder / n for n in ("queries", "clips", "answers"))]
+        for path in paths:
+            path.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            for path in paths:
+                path.chmod(0o755)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)]
+    if subprocess.run(mount, capture_output=True).returncode == 0:
+        try:
+            fill()
+            remount = ["mount", "-o", "remount,ro", str(folder)]
+            assert subprocess.run(remount, capture_output=True).returncode == 0
+            yield folder
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+        return
+    fill()
+    real_access = os.access
+    inside = str(folder.resolve())
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and os.path.realpath(path).startswith(inside):
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    yield folder
 
 
 def answer_when_published(queue: LabelQueue, answers: list[str], annotator: str = "alice"):
@@ -98,12 +147,26 @@ def test_clip_is_an_animated_gif_one_frame_per_step(tmp_path):
         ({"env": "Pendulum-v1", "clip_size": 8}, "clip_size"),
         ({"env": "Pendulum-v1", "env_kwargs": [1]}, "env_kwargs"),
         ({"env": "Pendulum-v1", "port": 70000}, "port must be an integer in 0..65535"),
+        ({"env": "Pendulum-v1", "remind_every": 0}, "remind_every"),
+        ({"env": "Pendulum-v1", "host": ""}, "host '' would listen on every interface"),
     ],
 )
 def test_bad_settings_are_one_line_config_errors(tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message) as info:
         make_feedback_model("human", dir=str(tmp_path), **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_a_read_only_label_folder_is_refused_when_the_teacher_is_built(tmp_path, monkeypatch):
+    with read_only_label_folder(tmp_path / "labels", monkeypatch) as folder:
+        with pytest.raises(ConfigError, match="cannot be written") as info:
+            HumanTeacher(dir=str(folder), env="Pendulum-v1")
+        assert "\n" not in str(info.value) and str(folder) in str(info.value)
+        with pytest.raises(ConfigError, match="cannot be written"):
+            LabelQueue(folder)
+    # A folder that does not exist yet is fine where it can be created.
+    HumanTeacher(dir=str(tmp_path / "new" / "labels"), env="Pendulum-v1")
+    assert not (tmp_path / "new").exists()  # checked, not written
 
 
 def test_segments_without_vector_observations_are_refused(tmp_path):
@@ -167,6 +230,31 @@ def test_a_restarted_teacher_finds_answers_on_disk_instead_of_asking_again(tmp_p
     assert sorted(os.listdir(tmp_path / "clips")) == clips_before
 
 
+def test_a_waiting_teacher_says_so_on_stderr_and_at_its_timeout(tmp_path, capsys):
+    """A run blocked on people is never silent: a reminder line while it waits, and one line
+    when its timeout withdraws the pairs nobody answered."""
+    a, _ = pendulum_segments(2, 4, seed=1)
+    b, _ = pendulum_segments(2, 4, seed=2)
+    teacher = HumanTeacher(
+        dir=str(tmp_path), env="Pendulum-v1", timeout=0.4, remind_every=0.1, poll_interval=0.01
+    )
+    assert np.isnan(teacher.prefer(a, b)).all()
+    err = capsys.readouterr().err
+    reminders = [line for line in err.splitlines() if "human teacher: waiting" in line]
+    assert 2 <= len(reminders) <= 4
+    assert "for 2 of 2 answers" in reminders[0]
+    assert f"feedbackgym label --out {tmp_path}" in reminders[0]
+    assert "human teacher: timeout (0.4 s): 2 of 2 queries unanswered" in err
+    # Answered in time: no line at all.
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", poll_interval=0.01)
+    helper = answer_when_published(teacher.queue, ["a", "b"])
+    c, _ = pendulum_segments(2, 4, seed=3)
+    d, _ = pendulum_segments(2, 4, seed=4)
+    teacher.prefer(c, d)
+    helper.join()
+    assert capsys.readouterr().err == ""
+
+
 def test_first_answer_wins(tmp_path):
     queue = LabelQueue(tmp_path)
     queue.publish("0" * 24, b"GIF", b"GIF", {})
@@ -182,6 +270,94 @@ def test_open_queries_are_oldest_first_and_survive_a_new_queue_object(tmp_path):
         queue.publish(f"{k:024x}", b"GIF", b"GIF", {})
     queue.answer(f"{1:024x}", "a", "alice")
     assert LabelQueue(tmp_path).open_queries() == [f"{0:024x}", f"{2:024x}"]
+
+
+# ----- the open-query index under concurrent looks --------------------------------------------
+def slow_reads_on(monkeypatch, thread_name: str) -> tuple[threading.Event, threading.Event]:
+    """Make the thread named ``thread_name`` stop at its first read of a query file (after it
+    listed the folder) until ``go`` is set; ``entered`` is set when it got there."""
+    entered, go = threading.Event(), threading.Event()
+    real = Path.read_text
+
+    def read_text(self, *args, **kwargs):
+        if threading.current_thread().name == thread_name and self.parent.name == "queries":
+            entered.set()
+            assert go.wait(10)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    return entered, go
+
+
+def test_a_slow_look_never_hides_a_query_published_while_it_ran(tmp_path, monkeypatch):
+    """The server's threads look at the folder at once: a slow look that listed the folder
+    before a query was published must not replace the listing of a look made after it
+    (forced interleaving: the slow look stops after listing until the fast one has run)."""
+    queue = LabelQueue(tmp_path)
+    first, second = f"{1:024x}", f"{2:024x}"
+    folder = tmp_path / "queries"
+    queue.publish(first, b"GIF", b"GIF", {})
+    now = time.time_ns()
+    os.utime(folder, ns=(now - 100 * 10**9,) * 2)  # settled long ago: the cache is trusted
+    entered, go = slow_reads_on(monkeypatch, "slow-look")
+    slow = threading.Thread(target=queue.open_queries, name="slow-look")
+    slow.start()
+    assert entered.wait(10)  # the slow look listed the folder: `first` only
+    queue.publish(second, b"GIF", b"GIF", {})
+    os.utime(folder, ns=(now - 50 * 10**9,) * 2)  # changed, and settled too
+    fast_result: list[list[str]] = []
+    fast = threading.Thread(target=lambda: fast_result.append(queue.open_queries()))
+    fast.start()
+    fast.join(timeout=2)  # without a lock it has finished by now; with one, it waits
+    go.set()
+    slow.join(timeout=10)
+    fast.join(timeout=10)
+    assert fast_result == [[first, second]]
+    assert queue.open_queries() == [first, second]
+
+
+def test_a_query_published_in_the_same_clock_tick_as_a_look_is_found(tmp_path, monkeypatch):
+    """Directory times move in coarse ticks: a query published just after a look listed the
+    folder, in the same tick, leaves the folder's time unchanged, and must still be found."""
+    queue = LabelQueue(tmp_path)
+    first, second = f"{1:024x}", f"{2:024x}"
+    folder = tmp_path / "queries"
+    queue.publish(first, b"GIF", b"GIF", {})
+    tick = folder.stat().st_mtime_ns
+    entered, go = slow_reads_on(monkeypatch, "look")
+    look = threading.Thread(target=queue.open_queries, name="look")
+    look.start()
+    assert entered.wait(10)
+    queue.publish(second, b"GIF", b"GIF", {})
+    os.utime(folder, ns=(tick, tick))  # the same tick: the folder's time did not move
+    go.set()
+    look.join(timeout=10)
+    assert queue.open_queries() == [first, second]
+
+
+def test_a_look_reads_only_the_query_files_it_has_not_seen(tmp_path, monkeypatch):
+    """Long runs leave thousands of answered queries: a look after one more is published
+    lists names and reads that one query file, not all of them."""
+    queue = LabelQueue(tmp_path)
+    old = [f"{k:024x}" for k in range(40)]
+    for qid in old:
+        queue.publish(qid, b"GIF", b"GIF", {})
+    for qid in old[:-1]:
+        queue.answer(qid, "a", "alice")
+    assert queue.open_queries() == old[-1:]
+    reads: list[str] = []
+    real = Path.read_text
+
+    def read_text(self, *args, **kwargs):
+        if self.parent.name == "queries":
+            reads.append(self.name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    new = "f" * 24
+    queue.publish(new, b"GIF", b"GIF", {})
+    assert queue.open_queries() == [old[-1], new]
+    assert reads == [f"{new}.json"]
 
 
 # ----- tokens ---------------------------------------------------------------------------------
@@ -228,6 +404,7 @@ def test_teacher_pickles_for_checkpoints_and_describes_itself(tmp_path):
         "env": "Pendulum-v1",
         "env_kwargs": None,
         "timeout": 5.0,
+        "remind_every": 60.0,
         "poll_interval": 0.2,
         "fps": None,
         "clip_size": 256,

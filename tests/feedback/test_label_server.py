@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import socket
 import threading
 import time
@@ -11,8 +14,9 @@ import numpy as np
 import pytest
 import requests
 
-from feedbackgym.feedback import HumanTeacher, LabelQueue
-from feedbackgym.feedback.label_server import MAX_BODY, running_server
+from feedbackgym.errors import ConfigError
+from feedbackgym.feedback import HumanTeacher, LabelQueue, label_queue
+from feedbackgym.feedback.label_server import MAX_BODY, check_host, running_server
 from tests.feedback.test_human import pendulum_segments
 
 IDS = [f"{k:024x}" for k in range(3)]
@@ -64,6 +68,37 @@ def test_token_in_the_query_string_opens_the_page(server):
     assert page.status_code == 200 and "Which clip is better?" in page.text
 
 
+def test_the_links_token_becomes_an_http_only_strict_cookie(server):
+    """The link's token is read once (``GET /?token=``); then a cookie carries it, so no
+    other URL (clips, API) holds it, and a TLS proxy's log sees it at most once."""
+    url, tokens, queue = server
+    browser = requests.Session()
+    page = browser.get(url, params={"token": tokens["bob"]}, timeout=10)
+    cookie = page.headers["set-cookie"]
+    assert f"feedbackgym_token={tokens['bob']}" in cookie
+    assert {"httponly", "samesite=strict", "path=/"} <= {
+        part.strip().lower() for part in cookie.split(";")
+    }
+    shown = browser.get(f"{url}/api/next", timeout=10).json()
+    assert shown["annotator"] == "bob" and shown["query"] == IDS[0]
+    assert browser.get(f"{url}/clips/{IDS[0]}/b", timeout=10).content == b"GIF89a-b"
+    reply = browser.post(f"{url}/api/answer", json={"id": IDS[0], "answer": "b"}, timeout=10)
+    assert reply.status_code == 200 and queue.read_answer(IDS[0])["annotator"] == "bob"
+    assert browser.get(url, timeout=10).status_code == 200  # a reload, token gone from the URL
+
+
+def test_a_token_in_the_url_is_read_by_the_page_only(server):
+    url, tokens, queue = server
+    valid = {"token": tokens["alice"]}
+    for path in ("/api/next", f"/clips/{IDS[0]}/a"):
+        assert requests.get(url + path, params=valid, timeout=10).status_code == 403, path
+    body = json.dumps({"id": IDS[0], "answer": "a"})
+    reply = requests.post(f"{url}/api/answer", params=valid, data=body, timeout=10)
+    assert reply.status_code == 403 and queue.read_answer(IDS[0]) is None
+    script = requests.get(f"{url}/label.js", timeout=10).text
+    assert "history.replaceState" in script and "token=" not in script
+
+
 # ----- answering ------------------------------------------------------------------------------
 def test_an_answer_is_on_disk_with_its_annotator_before_the_reply(server):
     url, tokens, queue = server
@@ -91,6 +126,11 @@ def test_answered_queries_conflict_and_unknown_ones_are_not_found(server):
 @pytest.mark.parametrize(
     "body",
     [
+        b'{"id": "000000000000000000000000", "answer": []}',
+        b'{"id": "000000000000000000000000", "answer": {}}',
+        b"{}",
+        b"[" * 2000 + b"]" * 2000,  # deeper than Python's recursion limit
+        b'{"id": ' + b"[" * 1900 + b"]" * 1900 + b', "answer": "a"}',
         b"",
         b"not json",
         b"\xff\xfe",
@@ -104,8 +144,37 @@ def test_answered_queries_conflict_and_unknown_ones_are_not_found(server):
 )
 def test_malformed_answers_are_bad_requests(server, body):
     url, tokens, queue = server
-    assert post(url, tokens["alice"], body).status_code == 400
+    reply = post(url, tokens["alice"], body)
+    assert reply.status_code == 400 and reply.json()["error"].startswith("body must be")
     assert queue.read_answer(IDS[0]) is None
+
+
+@pytest.mark.parametrize(
+    "code, status, words",
+    [
+        (errno.ENOSPC, 507, "the label folder is full (No space left on device)"),
+        (errno.EROFS, 503, "cannot be written or read (Read-only file system)"),
+        (errno.EACCES, 503, "cannot be written or read (Permission denied)"),
+    ],
+)
+def test_a_full_or_read_only_folder_is_a_json_error_and_one_log_line(
+    server, monkeypatch, caplog, code, status, words
+):
+    url, tokens, queue = server
+
+    def cannot_write(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(label_queue, "_atomic_write", cannot_write)
+    with caplog.at_level(logging.WARNING):
+        reply = post(url, tokens["alice"], {"id": IDS[0], "answer": "a"})
+    assert reply.status_code == status and words in reply.json()["error"]
+    assert queue.read_answer(IDS[0]) is None
+    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.exc_info is None and "\n" not in record.getMessage()
+    assert str(queue.root) in record.getMessage() and os.strerror(code) in record.getMessage()
+    monkeypatch.undo()  # the disk has room again: the same answer is taken
+    assert post(url, tokens["alice"], {"id": IDS[0], "answer": "a"}).status_code == 200
 
 
 def test_oversized_bodies_are_refused_declared_or_streamed(server):
@@ -124,6 +193,25 @@ def test_oversized_bodies_are_refused_declared_or_streamed(server):
         timeout=10,
     )
     assert reply.status_code == 413
+
+
+# ----- leases ---------------------------------------------------------------------------------
+def test_an_answer_to_a_query_lent_to_another_annotator_is_refused_while_the_lease_holds(tmp_path):
+    queue = LabelQueue(tmp_path)
+    for qid in IDS:
+        queue.publish(qid, b"GIF89a", b"GIF89a", {})
+    tokens = queue.add_annotators(["alice", "bob"])
+    with running_server(tmp_path, lease_seconds=1.0) as url:
+        assert as_(tokens["alice"]).get(f"{url}/api/next", timeout=10).json()["query"] == IDS[0]
+        reply = post(url, tokens["bob"], {"id": IDS[0], "answer": "b"})
+        assert reply.status_code == 409 and "another annotator" in reply.json()["error"]
+        assert queue.read_answer(IDS[0]) is None
+        # bob's refusal leaves alice's lease as it was: nobody else is shown it meanwhile
+        assert as_(tokens["bob"]).get(f"{url}/api/next", timeout=10).json()["query"] == IDS[1]
+        time.sleep(1.1)  # alice's lease on IDS[0] ran out (bob's on IDS[1] too)
+        assert post(url, tokens["bob"], {"id": IDS[0], "answer": "b"}).status_code == 200
+        assert queue.read_answer(IDS[0])["annotator"] == "bob"
+        assert post(url, tokens["alice"], {"id": IDS[0], "answer": "a"}).status_code == 409
 
 
 # ----- files ----------------------------------------------------------------------------------
@@ -146,14 +234,45 @@ def test_clips_are_served_and_nothing_else_is(server):
         assert alice.get(url + path, timeout=10).status_code == 404, path
 
 
+def test_clips_that_are_symlinks_are_not_followed(server, tmp_path_factory):
+    """Whoever can write the folder must not make the server read other files: a clip that
+    is a link (to a key outside, or to annotators.json) is refused, not served."""
+    url, tokens, queue = server
+    secret = tmp_path_factory.mktemp("outside") / "id_ed25519"
+    secret.write_bytes(b"GIF89a PRIVATE KEY")
+    qid = "c" * 24
+    queue.publish(qid, b"GIF89a", b"GIF89a", {})
+    for side, target in (("a", secret), ("b", queue.root / "annotators.json")):
+        clip = queue.root / "clips" / f"{qid}-{side}.gif"
+        clip.unlink()
+        clip.symlink_to(target)
+    alice = as_(tokens["alice"])
+    for side in "ab":
+        reply = alice.get(f"{url}/clips/{qid}/{side}", timeout=10)
+        assert reply.status_code == 404 and reply.json() == {"error": "no such clip"}
+
+
+def test_a_clips_folder_that_is_a_symlink_is_not_followed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / f"{IDS[0]}-a.gif").write_bytes(b"GIF89a private")
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    (folder / "clips").symlink_to(elsewhere)
+    queue = LabelQueue(folder)
+    token = queue.add_annotators(["alice"])["alice"]
+    with running_server(folder) as url:
+        assert as_(token).get(f"{url}/clips/{IDS[0]}/a", timeout=10).status_code == 404
+
+
 def test_raw_dot_dot_paths_do_not_escape(server):
     """Send ``..`` segments unnormalised (a browser or requests would collapse them)."""
     url, tokens, _ = server
     host, port = url.removeprefix("http://").split(":")
-    for target in (f"/clips/../annotators.json?token={tokens['alice']}",
-                   f"/clips/../../../etc/passwd/a?token={tokens['alice']}"):  # fmt: skip
+    for target in ("/clips/../annotators.json", "/clips/../../../etc/passwd/a"):
         with socket.create_connection((host, int(port)), timeout=10) as conn:
-            conn.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            conn.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         f"Authorization: Bearer {tokens['alice']}\r\n\r\n".encode())  # fmt: skip
             status = conn.recv(4096).split(b"\r\n", 1)[0]
         assert b" 404 " in status or b" 400 " in status, status
 
@@ -169,6 +288,52 @@ def test_every_response_carries_the_security_headers(server):
         assert response.headers["x-content-type-options"] == "nosniff"
         assert "default-src 'self'" in response.headers["content-security-policy"]
         assert response.headers["cache-control"] == "no-store"
+
+
+# ----- listening --------------------------------------------------------------------------------
+def test_an_empty_host_is_refused_and_other_than_loopback_is_warned_about(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="host '' would listen on every interface"):
+        with running_server(tmp_path, host=""):
+            pass
+    for quiet in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        check_host(quiet, warn=True)
+    assert capsys.readouterr().err == ""
+    for loud in ("0.0.0.0", "192.168.1.7", "example.org"):
+        check_host(loud, warn=True)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"warning: listening on {loud}, not loopback" in err
+    queue = LabelQueue(tmp_path)
+    token = queue.add_annotators(["alice"])["alice"]
+    with running_server(tmp_path, host="0.0.0.0") as url:
+        assert "warning: listening on 0.0.0.0" in capsys.readouterr().err
+        assert as_(token).get(f"{url}/api/next", timeout=10).status_code == 200
+
+
+def test_idle_connections_are_closed(tmp_path):
+    """A client that connects and sends nothing, half a request, or half a body does not hold
+    a connection (or a request) open for longer than the idle timeout."""
+    queue = LabelQueue(tmp_path)
+    queue.publish(IDS[0], b"GIF89a", b"GIF89a", {})
+    token = queue.add_annotators(["alice"])["alice"]
+    with running_server(tmp_path, idle_timeout=0.5) as url:
+        host, port = url.removeprefix("http://").split(":")
+        for opening in (b"", b"GET / HTTP/1.1\r\nHost: x\r\n"):
+            with socket.create_connection((host, int(port)), timeout=10) as conn:
+                conn.sendall(opening)
+                started = time.monotonic()
+                assert conn.recv(4096) == b""  # closed by the server
+                assert time.monotonic() - started < 5
+        half_body = (
+            f"POST /api/answer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            'Content-Type: application/json\r\nContent-Length: 60\r\n\r\n{"id": '
+        )
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(half_body.encode())
+            started = time.monotonic()
+            assert conn.recv(4096).startswith(b"HTTP/1.1 408 ")
+            assert time.monotonic() - started < 5
+        # a request that arrives whole is served as ever
+        assert as_(token).get(f"{url}/api/next", timeout=10).json()["query"] == IDS[0]
 
 
 # ----- several annotators, restarts -----------------------------------------------------------

@@ -19,6 +19,7 @@ from feedbackgym.feedback import (
     StochasticTeacher,
     TamerTeacher,
     make_delay,
+    make_feedback_model,
 )
 
 DELAY_CASES = [
@@ -179,3 +180,77 @@ def test_bad_budget():
         Budget(OracleTeacher(), max_queries=0)
     with pytest.raises(ConfigError, match="on_exhausted must be one of"):
         Budget(OracleTeacher(), max_queries=3, on_exhausted="wait")
+
+
+# ----- wrapping teachers built by name (what --teacher-kwargs gives) --------------------------
+WRAPPED_BY_NAME = [  # registry name, kwargs, the wrapped models' registry names
+    ("budget", {"model": "oracle", "max_queries": 100}, ["oracle"]),
+    ("budget", {"model": {"name": "mistake", "mistake": 0.2}, "max_queries": 100}, ["mistake"]),
+    ("panel", {"members": ["oracle", {"name": "mistake", "mistake": 0.2}]}, ["oracle", "mistake"]),
+    ("hindsight", {"teacher": "myopic"}, ["myopic"]),
+    ("hindsight", {"teacher": {"name": "stochastic", "beta": 2.0}}, ["stochastic"]),
+    ("budget", {"model": {"name": "panel", "members": ["oracle"]}, "max_queries": 100}, ["panel"]),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "inner"), WRAPPED_BY_NAME)
+def test_wrapping_teachers_take_their_models_by_name_or_config(name, kwargs, inner):
+    teacher = make_feedback_model(name, rng=0, **kwargs)
+    wrapped = {"budget": "model", "panel": "members", "hindsight": "teacher"}[name]
+    models = getattr(teacher, wrapped)
+    models = models if isinstance(models, list) else [models]
+    assert [m.registry_name for m in models] == inner
+    a, b = pairs(3)
+    assert teacher.prefer(a, b).shape == (3,)
+    # the same seed builds the same assembly: equal answers
+    one, two = (make_feedback_model(name, rng=0, **kwargs) for _ in range(2))
+    np.testing.assert_array_equal(one.prefer(*pairs(50, 1)), two.prefer(*pairs(50, 1)))
+
+
+WRONG_FORMS = [  # registry name, kwargs, the start of the one-line error
+    ("budget", {"max_queries": 3}, "feedback model 'budget' needs model, e.g. {\"model\": {"),
+    ("budget", {"model": "oracel", "max_queries": 3}, "budget's model: unknown feedback model"),
+    ("budget", {"model": {"mistake": 0.1}, "max_queries": 3}, "budget's model must be a"),
+    ("budget", {"model": 3, "max_queries": 3}, "budget's model must be a feedback model's name"),
+    ("budget", {"model": ["oracle"], "max_queries": 3}, "budget's model must be a"),
+    ("budget", {"model": {"name": "mistake", "mistake": 2}, "max_queries": 3},
+     "budget's model: mistake must be in [0, 1], got 2"),
+    ("budget", {"model": {"name": "oracle", "nope": 1}, "max_queries": 3},
+     "budget's model: feedback model 'oracle' has no parameter 'nope'"),
+    ("budget", {"model": "oracle", "max_queries": "three"}, "max_queries must be a positive"),
+    ("budget", {"model": "oracle"}, "feedback model 'budget' needs max_queries"),
+    ("panel", {}, "feedback model 'panel' needs members, e.g. {\"members\": ["),
+    ("panel", {"members": "oracle"}, "panel members must be a non-empty list"),
+    ("panel", {"members": []}, "panel members must be a non-empty list"),
+    ("panel", {"members": ["oracle", 7]}, "panel member 1 must be a feedback model's name"),
+    ("panel", {"members": ["oracle", "tamer"]}, "panel member 1 (tamer) gives score feedback"),
+    ("panel", {"members": [{"name": "stochastic", "beta": -1}]}, "panel member 0: beta must"),
+    ("panel", {"members": ["oracle"], "mode": 3}, "mode must be one of"),
+    ("hindsight", {"teacher": 4}, "hindsight's teacher must be a feedback model's name"),
+    ("hindsight", {"teacher": "nope"}, "hindsight's teacher: unknown feedback model 'nope'"),
+    ("hindsight", {"teacher": "language"}, "hindsight's teacher (language) gives correction"),
+    ("hindsight", {"teacher": {"name": "myopic", "gamma": 0}}, "hindsight's teacher: gamma"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "kwargs", "message"), WRONG_FORMS)
+def test_every_wrong_form_of_a_wrapping_teacher_is_one_clear_line(name, kwargs, message):
+    with pytest.raises(ConfigError) as err:
+        make_feedback_model(name, rng=0, **kwargs)
+    assert str(err.value).startswith(message), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_wrapping_teachers_pass_the_env_check_to_what_they_wrap():
+    from gymnasium.spaces import Discrete
+
+    q_values = np.zeros((4, 2))
+    for name, kwargs in [
+        ("budget", {"model": {"name": "regret", "q_values": q_values}, "max_queries": 3}),
+        ("panel", {"members": ["oracle", {"name": "regret", "q_values": q_values}]}),
+        ("hindsight", {"teacher": {"name": "regret", "q_values": q_values}}),
+    ]:
+        teacher = make_feedback_model(name, rng=0, **kwargs)
+        teacher.check_spaces(Discrete(4), Discrete(2))
+        with pytest.raises(ConfigError, match=r"q_values table has shape \(4, 2\), this env has 5"):
+            teacher.check_spaces(Discrete(5), Discrete(2))

@@ -18,6 +18,7 @@ from feedbackgym.feedback import (
     Segments,
     StochasticTeacher,
     TamerTeacher,
+    make_feedback_model,
     read_log,
     rebuild_models,
 )
@@ -132,3 +133,56 @@ def test_learned_model_fitted_on_a_log_stands_in_for_the_teacher(tmp_path):
     assert agreement > 0.85
     with pytest.raises(ConfigError, match="not fitted"):
         LearnedPreferenceModel().prefer(a, b)
+
+
+# ----- replay and learned teachers checked before a run uses them ---------------------------
+def continuous_log(path, obs_dim=5, act_dim=1, batches_of=2):
+    """A log of preferences over segments with Box observations and actions."""
+    rng = np.random.default_rng(0)
+
+    def segments(n):
+        obs = rng.normal(size=(n, 4, obs_dim))
+        return Segments(obs[..., 0], obs, rng.normal(size=(n, 4, act_dim)))
+
+    with FeedbackLog(path) as log:
+        teacher = OracleTeacher().attach_log(log)
+        for _ in range(batches_of):
+            teacher.prefer(segments(30), segments(30))
+    return path
+
+
+def test_replay_by_name_needs_its_log_and_names_no_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "feedback.jsonl").write_text("")  # a file the old default would have read
+    with pytest.raises(ConfigError) as err:
+        make_feedback_model("replay", rng=0)
+    assert str(err.value).startswith(
+        'feedback model \'replay\' needs path, e.g. {"path": "runs/earlier/feedback.jsonl"}'
+    )
+    with pytest.raises(ConfigError, match="holds no answered batch to replay"):
+        make_feedback_model("replay", path=str(tmp_path / "feedback.jsonl"))
+    with pytest.raises(ConfigError, match="replay's path must be a feedback log's path, got 3"):
+        make_feedback_model("replay", path=3)
+
+
+def test_replay_refuses_an_env_whose_steps_are_not_the_logged_ones(tmp_path):
+    from gymnasium.spaces import Box
+
+    replay = ReplayTeacher(continuous_log(tmp_path / "feedback.jsonl"))
+    replay.check_spaces(Box(-1, 1, (5,)), Box(-1, 1, (1,)))
+    with pytest.raises(ConfigError, match=r"obs have shape \(5,\), this env's have \(3,\)"):
+        replay.check_spaces(Box(-1, 1, (3,)), Box(-1, 1, (1,)))
+
+
+def test_learned_teacher_is_checked_fitted_and_on_the_steps_it_was_fitted_to(tmp_path):
+    from gymnasium.spaces import Box
+
+    with pytest.raises(ConfigError, match='not fitted: give fit_log, .* e.g. {"fit_log": '):
+        make_feedback_model("learned", rng=0).check_spaces(Box(-1, 1, (5,)), Box(-1, 1, (1,)))
+    log = continuous_log(tmp_path / "feedback.jsonl")
+    learned = make_feedback_model("learned", rng=0, fit_log=str(log), epochs=3, device="cpu")
+    learned.check_spaces(Box(-1, 1, (5,)), Box(-1, 1, (1,)))
+    with pytest.raises(ConfigError, match="fitted to steps unlike this env's"):
+        learned.check_spaces(Box(-1, 1, (3,)), Box(-1, 1, (1,)))
+    with pytest.raises(ConfigError, match="fit_log must be a feedback log's path, got 7"):
+        make_feedback_model("learned", rng=0, fit_log=7)

@@ -101,6 +101,24 @@ def test_clicks_and_keys_record_answers_before_the_next_query_shows(browser, lab
     assert not browser.find_element(By.ID, "btn-a").is_enabled()
 
 
+def test_the_token_leaves_the_address_bar_and_no_url_carries_it(browser, labelling):
+    """The link's token is taken once: the page sets an HttpOnly cookie and clears the
+    address bar; clips and API calls go without it, and a reload still works."""
+    url, token, queue, ids = labelling
+    browser.delete_all_cookies()
+    browser.get(f"{url}/?token={token}")
+    wait_for(browser, lambda d: shown_query(d) == ids[0])
+    assert browser.current_url == f"{url}/"
+    sources = browser.execute_script("return [...document.querySelectorAll('img')].map(i => i.src)")
+    assert sources == [f"{url}/clips/{ids[0]}/a", f"{url}/clips/{ids[0]}/b"]
+    assert browser.execute_script("return document.cookie") == ""  # HttpOnly: not for scripts
+    (cookie,) = browser.get_cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["value"] == token
+    browser.refresh()
+    wait_for(browser, lambda d: shown_query(d) == ids[0])
+    assert browser.find_element("id", "annotator").text == "alice"
+
+
 def test_a_query_answered_elsewhere_moves_the_page_on(browser, labelling):
     from selenium.webdriver.common.by import By
 

@@ -138,6 +138,13 @@ class LabelQueue:
         self._answers_listed: int | None = None  # the same for answers/
         self._answered: set[str] = set()
 
+    # A checkpoint pickles the human teacher and its queue: the lock and the index are rebuilt.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self.root}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"])  # type: ignore[misc]
+
     # ----- queries ----------------------------------------------------------------------
     def publish(self, qid: str, clip_a: bytes, clip_b: bytes, meta: dict[str, Any]) -> None:
         """Make query ``qid`` visible: clips first, then the query file naming them."""

@@ -396,8 +396,11 @@ def test_answered_batches_are_logged_for_replay_and_calibration(tmp_path):
 def test_teacher_pickles_for_checkpoints_and_describes_itself(tmp_path):
     teacher = make_feedback_model("human", dir=str(tmp_path), env="Pendulum-v1", timeout=5.0)
     teacher._renderer()
+    teacher.queue.publish("0" * 24, b"GIF", b"GIF", {})
+    assert teacher.queue.open_queries() == ["0" * 24]  # the queue holds a lock and an index
     copy = pickle.loads(pickle.dumps(teacher))
     assert copy.config() == teacher.config()
+    assert copy.queue.open_queries() == ["0" * 24]
     assert teacher.config() == {
         "name": "human",
         "dir": str(tmp_path),

@@ -165,14 +165,17 @@ class LabelQueue:
         """The GIF of side ``"a"`` or ``"b"`` of ``qid``; None for anything else, and for
         anything but a regular file at ``clips/<id>-<side>.gif`` itself: a symlink there (or
         a ``clips`` folder that is one) is refused, so nobody who can write the folder can
-        make the server read another file for them. The file is opened without following
-        links, one folder at a time, so it cannot be swapped for a link in between."""
+        make the server read another file for them. Below the label folder (which may itself
+        be reached through a link: its path is the operator's), the file is opened without
+        following links, one folder at a time, so it cannot be swapped for a link between a
+        check and the read."""
         if side not in ("a", "b") or not QUERY_ID.fullmatch(qid):
             return None
-        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
         fds: list[int] = []
         try:
             fds.append(os.open(self.root, flags | os.O_DIRECTORY))
+            flags |= os.O_NOFOLLOW
             fds.append(os.open("clips", flags | os.O_DIRECTORY, dir_fd=fds[-1]))
             fds.append(os.open(f"{qid}-{side}.gif", flags | os.O_NONBLOCK, dir_fd=fds[-1]))
             if not stat.S_ISREG(os.fstat(fds[-1]).st_mode):

@@ -8,6 +8,7 @@ import errno
 import ipaddress
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -284,6 +285,8 @@ def make_app(
     a file.
     """
     _starlette()
+    if not idle_timeout > 0:
+        raise ConfigError(f"idle_timeout must be > 0 seconds, got {idle_timeout!r}")
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -424,7 +427,7 @@ def make_app(
             if holder != annotator and until >= now:
                 return refuse(
                     409,
-                    f"query lent to another annotator for {until - now:.0f} s more: "
+                    f"query lent to another annotator for {math.ceil(until - now)} s more: "
                     "answer the one /api/next gives you",
                 )
             since = shown.get(qid) if holder == annotator else None

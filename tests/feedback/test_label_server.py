@@ -265,6 +265,17 @@ def test_a_clips_folder_that_is_a_symlink_is_not_followed(tmp_path):
         assert as_(token).get(f"{url}/clips/{IDS[0]}/a", timeout=10).status_code == 404
 
 
+def test_a_label_folder_reached_through_a_symlink_serves_its_clips(tmp_path):
+    """The folder's own path is the operator's (e.g. a link to a shared disk): followed."""
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "labels").symlink_to(tmp_path / "disk")
+    queue = LabelQueue(tmp_path / "labels")
+    queue.publish(IDS[0], b"GIF89a-a", b"GIF89a-b", {})
+    token = queue.add_annotators(["alice"])["alice"]
+    with running_server(tmp_path / "labels") as url:
+        assert as_(token).get(f"{url}/clips/{IDS[0]}/a", timeout=10).content == b"GIF89a-a"
+
+
 def test_raw_dot_dot_paths_do_not_escape(server):
     """Send ``..`` segments unnormalised (a browser or requests would collapse them)."""
     url, tokens, _ = server

@@ -6,8 +6,11 @@ import builtins
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 from tests.conftest import EASY_MEANS
@@ -153,3 +156,166 @@ def test_a_range_message_says_whether_inf_itself_is_valid():
         check_range("beta", -1, 0.0, allow_inf=True)
     with pytest.raises(ConfigError, match=r"sigma must be in \(0, inf\), got inf"):
         check_range("sigma", float("inf"), 0.0, low_open=True)
+
+
+# ----- a user's module that registers envs: module:ID everywhere ------------------------------
+USER_MODULE = """
+import gymnasium as gym
+import numpy as np
+
+from feedbackgym.envs import register_bandit
+from feedbackgym.envs.bandits import BernoulliBanditVec
+
+NS = {ns!r}
+
+
+class Reach(gym.Env):
+    \"\"\"A point on [-1, 1] moved towards +0.7 (a user's env).\"\"\"
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.x = 0.0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = float(self.np_random.uniform(-1.0, 1.0))
+        return np.array([self.x], dtype=np.float32), {{}}
+
+    def step(self, action):
+        self.x = float(np.clip(self.x + 0.1 * float(action[0]), -1.0, 1.0))
+        return np.array([self.x], dtype=np.float32), -abs(self.x - 0.7), False, False, {{}}
+
+
+register_bandit(NS + "/Arms-v0", BernoulliBanditVec, means=[0.9, 0.6, 0.2])
+if NS + "/Reach-v0" not in gym.registry:
+    gym.register(NS + "/Reach-v0", entry_point=__name__ + ":Reach", max_episode_steps=20)
+if NS + "/Grid-v0" not in gym.registry:
+    gym.register(NS + "/Grid-v0", entry_point="feedbackgym.envs.gridworld:GridWorld")
+"""
+
+
+@pytest.fixture
+def user_envs(tmp_path, monkeypatch):
+    """A module (written to tmp_path, on sys.path and PYTHONPATH) whose import registers
+    ``NS/Arms-v0`` (a bandit), ``NS/Reach-v0`` (a continuous-control env) and ``NS/Grid-v0``
+    (a gridworld with optimal values); returns (module name, namespace). Nothing of it is
+    imported yet: only the ``module:ID`` form makes a command import it."""
+    tag = uuid.uuid4().hex[:8]
+    module, ns = f"user_envs_{tag}", f"user{tag}"
+    folder = tmp_path / "user_code"
+    folder.mkdir()
+    (folder / f"{module}.py").write_text(USER_MODULE.format(ns=ns))
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", str(folder))  # worker processes import it too
+    yield module, ns
+    for env_id in [e for e in gym.registry if e.startswith(ns + "/")]:
+        del gym.registry[env_id]
+    sys.modules.pop(module, None)
+
+
+def test_regret_runs_a_users_env_named_module_colon_id(cli, tmp_path, user_envs):
+    module, ns = user_envs
+    out = tmp_path / "study"
+    args = ["regret", "--env", f"{module}:{ns}/Arms-v0", "--agents", "ucb1,thompson",
+            "--horizon", "200", "--runs", "6", "--runs-per-cell", "3", "--no-progress"]  # fmt: skip
+    code, stdout, err = cli(*args, "--out", out)
+    assert code == 0, err
+    assert f"{ns}/Arms-v0" in (out / "summary.csv").read_text()
+    # worker processes import the module too (the id travels as module:ID)
+    code, _, err = cli(*args, "--workers", "2", "--out", tmp_path / "workers")
+    assert code == 0, err
+    assert (tmp_path / "workers" / "regret.csv").read_text() == (out / "regret.csv").read_text()
+
+
+def test_a_dueling_study_runs_a_users_dueling_env(cli, tmp_path, user_envs):
+    module, ns = user_envs
+    code, _, err = cli("regret", "--env", f"{module}:feedbackgym/DuelingBandit-v0",
+                       "--agents", "rucb", "--horizon", "100", "--runs", "4", "--no-progress",
+                       "--out", tmp_path / "duel")  # fmt: skip
+    assert code == 0, err
+
+
+def test_envs_describes_a_users_envs(cli, user_envs):
+    module, ns = user_envs
+    code, out, err = cli("envs", f"{module}:{ns}/Arms-v0")
+    assert code == 0, err
+    assert out.startswith(f"{ns}/Arms-v0") and "Bernoulli rewards" in out
+    code, out, err = cli("envs", f"{module}:")  # every env the module registers
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()] == [
+        f"{ns}/Arms-v0",
+        f"{ns}/Grid-v0",
+        f"{ns}/Reach-v0",
+    ]
+    assert "towards +0.7" in out
+
+
+BAD_USER_ENVS = [  # --env (MODULE, NS: the user's), what the one-line error must say
+    ("MODULE:NS/Nope-v0",
+     "unknown env 'MODULE:NS/Nope-v0' (importing 'MODULE' registered NS/Arms-v0, NS/Grid-v0, "
+     "NS/Reach-v0); valid: feedbackgym/BernoulliBandit-v0"),
+    ("no_such_module_xyz:NS/Arms-v0",
+     "env 'no_such_module_xyz:NS/Arms-v0': module 'no_such_module_xyz' cannot be imported "
+     "(ModuleNotFoundError: No module named 'no_such_module_xyz')"),
+    ("MODULE:", "env 'MODULE:': write module:ID"),
+    ("NS/Arms-v0", "unknown env 'NS/Arms-v0'; valid:"),  # not imported: the module was not named
+    ("MODULE:NS/Reach-v0", "has no parameter"),  # a registered env, but not a bandit
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("env", "message"), BAD_USER_ENVS)
+def test_a_bad_module_or_id_is_one_line_naming_it(cli, tmp_path, user_envs, env, message):
+    module, ns = user_envs
+    env, message = (x.replace("MODULE", module).replace("NS", ns) for x in (env, message))
+    code, _, err = cli(*with_flag(GOOD, "--env", env), "--out", tmp_path / "study")
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert message in err
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_module_that_fails_on_import_is_one_line(cli, tmp_path, monkeypatch):
+    (tmp_path / "broken_envs_mod.py").write_text("import gymnasium\nraise RuntimeError('oops')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = "broken_envs_mod:x/Y-v0"
+    for args in (with_flag(GOOD, "--env", env) + ["--out", tmp_path / "study"], ["envs", env]):
+        code, _, err = cli(*args)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "module 'broken_envs_mod' cannot be imported (RuntimeError: oops)" in err
+    assert not (tmp_path / "study").exists()
+
+
+def grid_log(path):
+    """A feedback log of preferences over GridWorld steps (discrete obs and actions)."""
+    from feedbackgym.feedback import FeedbackLog, Segments, StochasticTeacher
+
+    env = gym.make("feedbackgym/GridWorld-v0").unwrapped
+    n_states, n_actions = env.observation_space.n, env.action_space.n
+    rng = np.random.default_rng(0)
+
+    def segments(n):
+        obs = rng.integers(n_states, size=(n, 5))
+        return Segments(rng.normal(size=(n, 5)), obs, rng.integers(n_actions, size=(n, 5)))
+
+    with FeedbackLog(path) as log:
+        teacher = StochasticTeacher(rng=0).attach_log(log)
+        teacher.prefer(segments(40), segments(40))
+    return path
+
+
+def test_calibrate_reads_a_users_env_by_module_colon_id(cli, tmp_path, user_envs):
+    module, ns = user_envs
+    log = grid_log(tmp_path / "feedback.jsonl")
+    code, out, err = cli("calibrate", "--log", log, "--env", f"{module}:{ns}/Grid-v0",
+                         "--epochs", "3", "--save", tmp_path / "learned.pt")  # fmt: skip
+    assert code == 0, err
+    assert "regret" in out and "beta=" in out.split("regret", 1)[1].splitlines()[0]
+    for env, message in [
+        ("no_such_module_xyz:a/B-v0", "module 'no_such_module_xyz' cannot be imported"),
+        (f"{module}:{ns}/Nope-v0", f"(importing '{module}' registered {ns}/Arms-v0"),
+    ]:
+        code, _, err = cli("calibrate", "--log", log, "--env", env, "--epochs", "3",
+                           "--save", tmp_path / "other.pt")  # fmt: skip
+        assert code == 2 and len(err.strip().splitlines()) == 1 and message in err
+        assert not (tmp_path / "other.pt").exists()

@@ -178,6 +178,10 @@ def resolve_env_id(env_id: str) -> str:
     )
 
 
+#: module -> the ids its import registered (the first time :func:`import_env_module` ran it).
+_REGISTERED_BY: dict[str, set[str]] = {}
+
+
 def import_env_module(module: str, env_id: str | None = None) -> list[str]:
     """Import ``module`` (whose import registers envs) and return the ids it registers
     (those of its envs already registered by an earlier import included); a module that fails
@@ -196,6 +200,8 @@ def import_env_module(module: str, env_id: str | None = None) -> list[str]:
             "e.g. on PYTHONPATH or installed"
         ) from None
     ids = (set(gym.registry) | set(MULTIAGENT_ENVS)) - before
+    # what its first import registered; else (imported elsewhere) the envs whose code it holds
+    ids = _REGISTERED_BY.setdefault(module, ids) | ids
     for env, spec in gym.registry.items():
         entries = (spec.entry_point, spec.vector_entry_point)
         if any(_entry_module(e) == module for e in entries if e is not None):
@@ -203,7 +209,7 @@ def import_env_module(module: str, env_id: str | None = None) -> list[str]:
     ids |= {
         env for env, mod in MULTIAGENT_ENVS.items() if mod == module or mod.startswith(module + ".")
     }
-    return sorted(ids)
+    return sorted(env for env in ids if env in gym.registry or env in MULTIAGENT_ENVS)
 
 
 def _entry_module(entry: Any) -> str:

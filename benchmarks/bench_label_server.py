@@ -7,7 +7,10 @@ published Pendulum-v1 queries (real 256-pixel GIF clips), then lets ``K`` simula
 latencies (median, 99th percentile) per request kind, for each ``K``, and checks that every
 answer acknowledged is on disk exactly once, with its annotator. Also times the teacher's side:
 rendering and publishing one pair (two 50-step clips). Each level stops after ``--seconds``.
-Writes the section ``bench_label_server`` of benchmarks/RESULTS.md.
+Then times the server's look for open queries (``LabelQueue.open_queries``) after one more
+query is published to the last level's folder: with the index (names listed, the new file read)
+and cold (every query file read: a fresh server's first look). Writes the section
+``bench_label_server`` of benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/bench_label_server.py [--queries 10000] [--seconds 60]
 """
@@ -40,6 +43,8 @@ LEVELS = (1, 4, 20)
 #: The issue's target: the page answers within this at the 99th percentile (20 annotators).
 P99_TARGET_MS = 100.0
 LENGTH = 50
+#: Queries published one at a time to time the server's look after each.
+LOOKS = 20
 
 
 def pendulum_pairs(n: int, seed: int = 0) -> tuple[Segments, Segments]:
@@ -180,6 +185,27 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
 
+        # The look after one more query is published, on the last level's folder.
+        answered = len(os.listdir(queue.root / "answers"))
+        indexed = LabelQueue(queue.root)
+        indexed.open_queries()
+        extra_a, extra_b = pendulum_pairs(LOOKS, seed=99)
+        warm = []
+        for i in range(LOOKS):
+            indexed.publish(query_id(extra_a, extra_b, i), *clips[0], {"length": LENGTH})
+            start = time.perf_counter()
+            assert query_id(extra_a, extra_b, i) in indexed.open_queries()
+            warm.append(time.perf_counter() - start)
+        cold = []
+        for _ in range(5):
+            fresh = LabelQueue(queue.root)
+            start = time.perf_counter()
+            fresh.open_queries()
+            cold.append(time.perf_counter() - start)
+        total = args.queries + LOOKS
+        look_warm_ms, look_cold_ms = np.median(warm) * 1000, np.median(cold) * 1000
+        print(f"look: indexed {look_warm_ms:.2f} ms, cold {look_cold_ms:.1f} ms", flush=True)
+
     lines = [
         f"One `feedbackgym label` process (uvicorn, one worker) on a label folder of "
         f"{args.queries} queries; K simulated annotators (threads of the client process, one "
@@ -202,6 +228,11 @@ def main() -> None:
         f"{render_seconds / 2 * 1000:.0f} ms: a pair of segments costs the teacher about "
         f"{render_seconds * 1000:.0f} ms before a person can see it. Client and server share "
         "the machine's cores.",
+        f"The server's look for open queries after one more query is published, on a folder of "
+        f"{total} queries ({answered} answered), median of {LOOKS}: {look_warm_ms:.2f} ms with "
+        f"the index (names listed, only the new query file read); {look_cold_ms:.0f} ms reading "
+        "every query file (a fresh server's first look; before the index, every look after a "
+        "publish cost this, and each of the server's threads could make it at once).",
     ]
     print("\n".join(lines))
     update_section("bench_label_server", "\n".join(lines))

@@ -195,11 +195,10 @@ if NS + "/Grid-v0" not in gym.registry:
 """
 
 
-@pytest.fixture
-def user_envs(tmp_path, monkeypatch):
+def user_env_module(tmp_path, monkeypatch):
     """A module (written to tmp_path, on sys.path and PYTHONPATH) whose import registers
     ``NS/Arms-v0`` (a bandit), ``NS/Reach-v0`` (a continuous-control env) and ``NS/Grid-v0``
-    (a gridworld with optimal values); returns (module name, namespace). Nothing of it is
+    (a gridworld with optimal values); yields (module name, namespace). Nothing of it is
     imported yet: only the ``module:ID`` form makes a command import it."""
     tag = uuid.uuid4().hex[:8]
     module, ns = f"user_envs_{tag}", f"user{tag}"
@@ -212,6 +211,12 @@ def user_envs(tmp_path, monkeypatch):
     for env_id in [e for e in gym.registry if e.startswith(ns + "/")]:
         del gym.registry[env_id]
     sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def user_envs(tmp_path, monkeypatch):
+    """:func:`user_env_module`: (module name, namespace) of a user's env module."""
+    yield from user_env_module(tmp_path, monkeypatch)
 
 
 def test_regret_runs_a_users_env_named_module_colon_id(cli, tmp_path, user_envs):

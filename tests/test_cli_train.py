@@ -8,8 +8,10 @@ import pytest
 import torch
 import yaml
 
+from feedbackgym.errors import ConfigError
 from feedbackgym.studies import train as train_module
 from tests.conftest import with_flags
+from tests.test_cli import user_env_module
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
@@ -220,3 +222,174 @@ def test_out_pointing_at_a_file_is_refused(cli, tmp_path):
     target.write_text("mine")
     code, _, err = cli(*GOOD, "--out", target)
     assert code == 2 and "is a file" in err and target.read_text() == "mine"
+
+
+# ----- a user's env by module:ID (train and sweep) ------------------------------------------
+@pytest.fixture
+def user_envs(tmp_path, monkeypatch):
+    """(module name, namespace) of a user's module that registers envs (tests/test_cli.py)."""
+    yield from user_env_module(tmp_path, monkeypatch)
+
+
+QUICK_YAML = {  # true-reward PPO cut to one short rollout
+    "algo_kwargs": {"n_steps": 64, "batch_size": 64, "n_epochs": 1},
+    "eval_every": 64,
+}
+
+
+def test_train_and_sweep_run_a_users_env_named_module_colon_id(cli, tmp_path, user_envs,
+                                                               monkeypatch):  # fmt: skip
+    from feedbackgym.studies import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "BOOTSTRAP_REPS", 50)  # the intervals are not under test
+    module, ns = user_envs
+    env = f"{module}:{ns}/Reach-v0"
+    config = tmp_path / "quick.yaml"
+    config.write_text(yaml.safe_dump(QUICK_YAML))
+    code, _, err = cli("train", "--env", env, "--algo", "ppo", "--timesteps", "64", "--n-envs",
+                       "1", "--device", "cpu", "--no-progress", "--config", config,
+                       "--out", tmp_path / "run")  # fmt: skip
+    assert code == 0, err
+    assert summary_of(tmp_path / "run")["env"] == env
+    sweep = tmp_path / "sweep.yaml"
+    base = {**QUICK_YAML, "env": env, "algo": "ppo", "timesteps": 64, "n_envs": 1, "device": "cpu"}
+    sweep.write_text(yaml.safe_dump({"base": base, "grid": {"seed": [0, 1]}}))
+    code, _, err = cli("sweep", "--config", sweep, "--no-progress",
+                       "--out", tmp_path / "sweep")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "sweep" / "cells" / "seed=1" / "summary.json").exists()
+    # an id the module does not register: one line naming what it does register
+    sweep.write_text(yaml.safe_dump({"base": {**base, "env": f"{module}:{ns}/Nope-v0"},
+                                     "grid": {"seed": [0]}}))  # fmt: skip
+    for args in (
+        ["train", "--env", f"{module}:{ns}/Nope-v0", "--algo", "ppo", "--timesteps", "64"],
+        ["sweep", "--config", sweep],
+    ):
+        code, _, err = cli(*args, "--out", tmp_path / "bad")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"(importing '{module}' registered {ns}/Arms-v0, {ns}/Grid-v0" in err
+        assert not (tmp_path / "bad").exists()
+
+
+def test_the_regret_teachers_env_may_be_a_users_env_id(user_envs):
+    from feedbackgym.studies.train import TrainConfig, check
+
+    module, ns = user_envs
+    grid = {"env": "feedbackgym/GridWorld-v0", "algo": "pref-ppo", "labels": 20,
+            "timesteps": 1024, "n_envs": 1, "device": "cpu", "teacher": "regret"}  # fmt: skip
+    check(TrainConfig(**grid, teacher_kwargs={"env": f"{module}:{ns}/Grid-v0"}))
+    with pytest.raises(ConfigError, match=r"q_values table has shape \(2, 2\), this env has"):
+        check(TrainConfig(**grid, teacher_kwargs={"q_values": [[0.0, 1.0], [1.0, 0.0]]}))
+
+
+# ----- wrapping teachers by name, every wrong form one line -----------------------------------
+WRAPPING = [  # --teacher, --teacher-kwargs, what the one-line error must say
+    ("budget", '{"max_queries": 3}',
+     'needs model, e.g. {"model": {"name": "oracle"}, "max_queries": 100}'),
+    ("budget", '{"model": "oracel", "max_queries": 30}',
+     "budget's model: unknown feedback model 'oracel' (did you mean 'oracle'?)"),
+    ("budget", '{"model": {"name": "myopic", "gamma": 3}, "max_queries": 30}',
+     "budget's model: gamma must be in (0, 1], got 3"),
+    ("budget", '{"model": {"name": "oracle", "betta": 1}, "max_queries": 30}',
+     "budget's model: feedback model 'oracle' has no parameter 'betta'"),
+    ("budget", '{"model": {"mistake": 0.1}, "max_queries": 30}',
+     "budget's model must be a feedback model's name (\"oracle\") or its config"),
+    ("budget", '{"model": "oracle", "max_queries": "30"}', "max_queries must be a positive"),
+    ("budget", '{"model": "tamer", "max_queries": 30}', "was given a score teacher"),
+    ("panel", "{}", 'needs members, e.g. {"members": ["oracle", '),
+    ("panel", '{"members": "oracle"}', "panel members must be a non-empty list"),
+    ("panel", '{"members": ["oracle", "nobody"]}', "panel member 1: unknown feedback model"),
+    ("panel", '{"members": ["oracle", {"name": "stochastic", "beta": -1}]}',
+     "panel member 1: beta must be in [0, inf], got -1"),
+    ("panel", '{"members": ["oracle", "coach"]}', "panel member 1: the coach teacher needs"),
+    ("hindsight", '{"teacher": ["oracle"]}', "hindsight's teacher must be a feedback model's"),
+    ("hindsight", '{"teacher": {"name": "mistake", "mistake": 5}}',
+     "hindsight's teacher: mistake must be in [0, 1], got 5"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("teacher", "kwargs", "message"), WRAPPING)
+def test_every_wrong_form_of_a_wrapping_teacher_exits_2_in_one_line(cli, tmp_path, teacher,
+                                                                    kwargs, message):  # fmt: skip
+    out = tmp_path / "run"
+    code, _, err = cli(*with_flags(GOOD, teacher=teacher, teacher_kwargs=kwargs), "--out", out)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert message in err
+    assert not out.exists()
+
+
+def test_a_wrapping_teacher_by_name_trains(cli, tmp_path, tiny_yaml):
+    kwargs = '{"model": {"name": "mistake", "mistake": 0.1}, "max_queries": 20}'
+    code, _, err = cli(*with_flags(GOOD, teacher="budget", teacher_kwargs=kwargs,
+                                   timesteps="256"), "--config", tiny_yaml,
+                       "--out", tmp_path / "run")  # fmt: skip
+    assert code == 0, err
+    assert summary_of(tmp_path / "run")["labels_used"] == 20
+
+
+# ----- every teacher fully checked before the run folder is written ---------------------------
+#: For every registered teacher: options it refuses (a bad or missing required one), and what
+#: the one-line error must say.
+BAD_TEACHER_OPTIONS = {
+    "bpref": ('{"mistake": 2}', "mistake must be in [0, 1], got 2"),
+    "budget": ('{"max_queries": 3}', "feedback model 'budget' needs model"),
+    "coach": ("{}", "the coach teacher needs one of env, q_values or advantage_fn"),
+    "equal": ('{"equal_threshold": -1}', "equal_threshold must be in [0, inf), got -1"),
+    "hindsight": ('{"teacher": "nope"}', "hindsight's teacher: unknown feedback model 'nope'"),
+    "human": ("{}", "the human teacher needs env"),
+    "language": ('{"kinds": ["zz"]}', "kinds must be one of"),
+    "learned": ("{}", "the learned teacher is not fitted: give fit_log, the feedback log"),
+    "mistake": ('{"mistake": -0.1}', "mistake must be in [0, 1], got -0.1"),
+    "myopic": ('{"gamma": 0}', "gamma must be in (0, 1], got 0"),
+    "oracle": ('{"beta": -1}', "beta must be in [0, inf], got -1"),
+    "panel": ("{}", "feedback model 'panel' needs members"),
+    "per-agent": ('{"beta": -1}', "beta must be in [0, inf], got -1"),
+    "plackett-luce": ('{"beta": -1}', "beta must be in [0, inf], got -1"),
+    "regret": ("{}", "the regret teacher needs one of env, q_values or advantage_fn"),
+    "replay": ("{}", "feedback model 'replay' needs path, e.g. {\"path\": "),
+    "skip": ('{"skip_threshold": "high"}', "skip_threshold must be a number, got 'high'"),
+    "stochastic": ('{"beta": -1}', "beta must be in [0, inf], got -1"),
+    "tamer": ('{"source": "advantage"}', 'source="advantage" needs one of env, q_values'),
+    "team": ('{"beta": -1}', "beta must be in [0, inf], got -1"),
+}
+
+
+def test_the_bad_teacher_options_cover_every_registered_teacher():
+    from feedbackgym.feedback import FEEDBACK_MODELS
+
+    assert sorted(BAD_TEACHER_OPTIONS) == FEEDBACK_MODELS.names()
+
+
+@pytest.mark.parametrize("teacher", sorted(BAD_TEACHER_OPTIONS))
+def test_every_teacher_is_checked_before_the_run_folder_is_written(cli, tmp_path, teacher):
+    kwargs, message = BAD_TEACHER_OPTIONS[teacher]
+    out = tmp_path / "run"
+    args = with_flags(GOOD, teacher=teacher, teacher_kwargs=kwargs)
+    for _ in ("absent", "empty"):
+        code, _, err = cli(*args, "--out", out)
+        assert code == 2
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert message in err
+        if out.exists():  # the second time: an empty folder given, left empty
+            assert list(out.iterdir()) == []
+        else:
+            out.mkdir()
+
+
+def test_a_learned_or_replay_teacher_of_another_envs_log_is_refused_before_writing(cli, tmp_path):
+    from tests.feedback.test_log_replay_learned import continuous_log
+
+    log = continuous_log(tmp_path / "other.jsonl", obs_dim=5)  # Pendulum's observations: 3
+    out = tmp_path / "run"
+    out.mkdir()  # given, empty: left empty
+    for teacher, kwargs, message in [
+        ("learned", {"fit_log": str(log), "epochs": 2}, "fitted to steps unlike this env's"),
+        ("replay", {"path": str(log)}, r"holds steps whose obs have shape (5,), this env's"),
+        ("panel", {"members": ["oracle", {"name": "replay", "path": str(log)}]}, "shape (5,)"),
+    ]:
+        code, _, err = cli(*with_flags(GOOD, teacher=teacher, teacher_kwargs=json.dumps(kwargs)),
+                           "--out", out)  # fmt: skip
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert message in err
+        assert list(out.iterdir()) == []

@@ -27,7 +27,12 @@ from feedbackgym.agents.queries import (
 )
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
 from feedbackgym.feedback.base import FeedbackModel, Segments, check_choice, check_int
-from feedbackgym.feedback.reward_model import Comparisons, RewardModel, resolve_device
+from feedbackgym.feedback.reward_model import (
+    Comparisons,
+    RewardModel,
+    one_hot_sizes,
+    resolve_device,
+)
 from feedbackgym.registry import Registry
 
 LEARNERS: Registry[PreferenceLearner] = Registry("algo")
@@ -235,11 +240,24 @@ class PreferenceLearner:
         defaults = {"seed": self.seed, "threads": os.cpu_count() or 1}
         if self.n_agents:
             defaults["agent_axis"] = True
-        self.reward_model = RewardModel(**{**defaults, **(reward_model or {})}, device=device)
         obs_space, act_space = env.observation_space, env.action_space
+        options = {**defaults, **(reward_model or {})}
+        # Discrete states and actions are one-hot codes as wide as their spaces (never read
+        # from the first labels, which may not hold the highest state).
+        for option, size in one_hot_sizes(obs_space, act_space).items():
+            if size is not None and options.get(option) not in (None, size):
+                raise ConfigError(
+                    f"reward_model {option}={options[option]} does not match the env's "
+                    f"{obs_space if option == 'n_obs' else act_space}: leave it out (it is "
+                    "read from the space)"
+                )
+            if size is not None:
+                options[option] = size
+        self.reward_model = RewardModel(**options, device=device)
         self.reward_model.check_steps(  # one step of zeros: refused now, not at the first fit
             np.zeros((1,) + obs_space.shape, obs_space.dtype),
             np.zeros((1,) + act_space.shape, act_space.dtype),
+            agent_indicator=bool(getattr(env, "agent_indicator", False)),
         )
         self.update_every = check_positive_int(
             "update_every", update_every or self.default_update_every(env)

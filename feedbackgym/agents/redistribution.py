@@ -30,7 +30,7 @@ from feedbackgym.agents.preference import (
     register_learner,
 )
 from feedbackgym.errors import ConfigError, check_positive_int
-from feedbackgym.feedback.reward_model import RewardModel, cpu_threads
+from feedbackgym.feedback.reward_model import RewardModel, cpu_threads, one_hot_sizes
 
 
 class Episode:
@@ -127,8 +127,7 @@ class ReturnDecomposition(RewardModel):
         lengths = np.array([len(e) for e in episodes])
         feats = [self.features(e.obs, e.actions) for e in episodes]
         flat = np.concatenate(feats)
-        self.feature_mean = flat.mean(axis=0).astype(np.float32)
-        self.feature_std = (flat.std(axis=0) + 1e-6).astype(np.float32)
+        self.set_feature_scale(flat, self.one_hot_columns(episodes[0].obs, episodes[0].actions))
         if self.network is None:
             self._build(flat.shape[1])
         self.network.train()
@@ -232,7 +231,8 @@ class ReturnDecompositionLearner(PreferenceLearner):
         self.initial_fit_steps = check_positive_int("initial_fit_steps", initial_fit_steps)
         self.recorder = EpisodeRecorder(env, max_episodes)
         super().__init__(self.recorder, **kwargs)
-        options = {"members": 1, "lr": 1e-3, "seed": self.seed, **(reward_model or {})}
+        sizes = one_hot_sizes(env.observation_space, env.action_space)  # discrete: one-hot widths
+        options = {"members": 1, "lr": 1e-3, "seed": self.seed, **sizes, **(reward_model or {})}
         try:
             self.reward_model = ReturnDecomposition(**options, device=self.device)
         except TypeError as err:

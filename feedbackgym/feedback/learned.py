@@ -16,7 +16,12 @@ from feedbackgym.feedback.base import (
 )
 from feedbackgym.feedback.log import decode_answer, logged_queries
 from feedbackgym.feedback.preferences import sigmoid
-from feedbackgym.feedback.reward_model import Comparisons, RewardModel, resolve_device
+from feedbackgym.feedback.reward_model import (
+    Comparisons,
+    RewardModel,
+    one_hot_sizes,
+    resolve_device,
+)
 
 __all__ = ["LearnedPreferenceModel", "preference_data", "resolve_device"]
 
@@ -39,7 +44,9 @@ class LearnedPreferenceModel(FeedbackModel):
     pairwise preferences from state/action features.
 
     Step features: discrete observations/actions (integer arrays of shape ``(n, L)``) are
-    one-hot encoded, continuous ones flattened; segments with neither use the reward.
+    one-hot encoded, ``n_obs``/``n_actions`` wide (when None, the largest value in the log +
+    1; a training run refuses the teacher when that is not its env's ``Discrete`` size, see
+    :meth:`check_spaces`), continuous ones flattened; segments with neither use the reward.
 
     :param hidden: width of the two hidden layers, a positive integer.
     :param epochs: full passes of Adam over the data, a positive integer.
@@ -50,6 +57,9 @@ class LearnedPreferenceModel(FeedbackModel):
         construction, so the model can be built by name, e.g. as a training run's teacher.
     :param device: torch device; "auto" is CUDA when available.
     :param rng: a numpy Generator or an integer seed (weights and answers).
+    :param n_obs: the number of discrete observations (states) of the env the log comes
+        from (None: read from the log; give it when the log may not hold the highest state).
+    :param n_actions: the number of discrete actions (None: read from the log).
     """
 
     kind = "preference"
@@ -64,8 +74,12 @@ class LearnedPreferenceModel(FeedbackModel):
         fit_log: str | None = None,
         device: str = "auto",
         rng: np.random.Generator | int | None = None,
+        n_obs: int | None = None,
+        n_actions: int | None = None,
     ) -> None:
         super().__init__(rng)
+        self.n_obs = None if n_obs is None else check_positive_int("n_obs", n_obs)
+        self.n_actions = None if n_actions is None else check_positive_int("n_actions", n_actions)
         self.hidden = check_positive_int("hidden", hidden)
         self.epochs = check_positive_int("epochs", epochs)
         self.lr = check_range("lr", lr, 0.0, low_open=True)
@@ -101,6 +115,19 @@ class LearnedPreferenceModel(FeedbackModel):
                 f"the learned teacher was fitted to steps unlike this env's "
                 f"({str(err).splitlines()[0]}); fit it to a log of a run on this env"
             ) from None
+        # One-hot widths read from a log that never held the highest state would refuse (or,
+        # wider, misplace) the env's states in the middle of the run.
+        sizes = one_hot_sizes(observation_space, action_space)
+        for name, option in (("obs", "n_obs"), ("actions", "n_actions")):
+            fitted, wanted = self.reward_model.one_hot.get(name), sizes[option]
+            if fitted is not None and wanted is not None and fitted != wanted:
+                space = observation_space if name == "obs" else action_space
+                source = f"its {option}" if getattr(self, option) else "read from its log"
+                raise ConfigError(
+                    f"the learned teacher one-hot encodes {fitted} discrete "
+                    f"{'observations' if name == 'obs' else 'actions'} ({source}), but the "
+                    f"env's {space} has {wanted}: give {option}={wanted} in its options"
+                )
 
     # ----- fitting ----------------------------------------------------------------------
     def fit(
@@ -124,6 +151,8 @@ class LearnedPreferenceModel(FeedbackModel):
             batch_size=None,  # full-batch Adam: a log is small
             device=self.device,
             seed=int(self.rng.integers(2**31)),
+            n_obs=self.n_obs,
+            n_actions=self.n_actions,
         )
         self.reward_model.fit(comparisons, epochs=self.epochs)
         return self

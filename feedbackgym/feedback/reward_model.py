@@ -31,6 +31,25 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def one_hot_sizes(observation_space: Any, action_space: Any) -> dict[str, int | None]:
+    """``n_obs`` and ``n_actions`` of a :class:`RewardModel` for an env with these spaces: a
+    ``Discrete`` space's values ``0 .. start + n - 1`` are one-hot codes of that width; any
+    other space is None (its values are features as they are)."""
+    from gymnasium import spaces
+
+    out: dict[str, int | None] = {}
+    for option, space in (("n_obs", observation_space), ("n_actions", action_space)):
+        out[option] = None
+        if isinstance(space, spaces.Discrete):
+            if int(space.start) < 0:
+                raise ConfigError(
+                    f"{space} holds negative values, which the reward model cannot one-hot "
+                    "encode; use a Discrete space starting at 0"
+                )
+            out[option] = int(space.start) + int(space.n)
+    return out
+
+
 #: Below this many rows a CPU pass runs on one thread.
 SMALL_BATCH = 100_000
 #: Up to this many steps, CPU inference runs in numpy (one vector step of the envs).
@@ -146,7 +165,9 @@ class RewardModel:
     The members differ by initialisation and by the order they see the data in, as in PEBBLE
     (Lee, Smith & Abbeel 2021); their spread is what active queries use. All members train at
     once as batched matrix products. Inputs are standardised with the mean and standard
-    deviation of all the features the model was last fitted on. Each member's output is linear,
+    deviation of all the features the model was last fitted on, except one-hot codes (kept 0/1)
+    and columns constant in those features (only centred), whose deviation of ~0 would blow up
+    any state the labels never held. Each member's output is linear,
     as in imitation's reward nets (deviation from PEBBLE, whose ``tanh`` output, kept as
     ``bounded=True``, flattened the learned reward around the best states in our tasks and
     cost pref-PPO most of its success on PointGoal). :meth:`reward` is the members' mean,
@@ -154,9 +175,11 @@ class RewardModel:
     experience.
 
     Features: continuous observations and actions are flattened; integer arrays of shape
-    ``(n, L)`` (discrete states or actions) are one-hot encoded with sizes read from the
-    first data (or given as ``n_obs``/``n_actions``). Segments without observations use their
-    rewards as the only feature (the GUIDE-style ``learned`` teacher on bare reward arrays).
+    ``(n, L)`` (discrete states or actions) are one-hot encoded, ``n_obs``/``n_actions`` wide
+    (the learners give their env's ``Discrete`` sizes; when None, the largest value of the
+    first fit's data + 1); a value outside that width is a ConfigError, never folded onto
+    another column. Segments without observations use their rewards as the only feature (the
+    GUIDE-style ``learned`` teacher on bare reward arrays).
 
     :param members: ensemble size, a positive integer.
     :param hidden: width of each hidden layer, a positive integer.
@@ -166,8 +189,9 @@ class RewardModel:
     :param batch_size: comparisons per gradient step (None: the whole data set).
     :param device: "auto", "cpu" or "cuda".
     :param seed: seed of the members' initialisation and data order.
-    :param n_obs: one-hot size of discrete observations (None: read from data).
-    :param n_actions: one-hot size of discrete actions (None: read from data).
+    :param n_obs: one-hot size of discrete observations, the number of states (None: the
+        first fit's largest + 1).
+    :param n_actions: one-hot size of discrete actions (None: the first fit's largest + 1).
     :param bounded: each member's step reward ``tanh``-bounded to [-1, 1] (PEBBLE), or
         linear (the default, as imitation's reward nets).
     :param mistake_rate: the share of pairwise answers assumed flipped, in [0, 0.5): the
@@ -189,8 +213,11 @@ class RewardModel:
     :param symmetry: a group of maps that leave the task's reward unchanged (one of
         :data:`~feedbackgym.feedback.symmetry.SYMMETRIES`, e.g. ``"planar"``: rotations by
         quarter turns and mirror images of MPE's plane), or None. :meth:`fit` then fits every
-        image of every labelled segment, with the same label, and divides the passes over
-        the data by the group's size (same compute).
+        image of every labelled segment, with the same label, in the same gradient steps of
+        the same batch size as without it (an epoch's steps take their batches from a shuffle
+        of all the images; the group's size in epochs sees each image once), so the symmetry
+        adds data, not compute. Observations padded and ending in an agent-type indicator
+        (teams of different kinds) are refused (:meth:`check_steps`).
     """
 
     def __init__(
@@ -223,7 +250,10 @@ class RewardModel:
         )
         self.device = resolve_device(device)
         self.seed = seed
-        self.one_hot = {"obs": n_obs, "actions": n_actions}
+        self.one_hot = {
+            name: None if size is None else check_positive_int(option, size)
+            for name, option, size in (("obs", "n_obs", n_obs), ("actions", "n_actions", n_actions))
+        }
         self.use_actions = bool(use_actions)
         self.bounded = bool(bounded)
         self.threads = None if threads is None else check_positive_int("threads", threads)
@@ -244,15 +274,30 @@ class RewardModel:
         self._numpy_weights: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     # ----- features -----------------------------------------------------------------------
+    @staticmethod
+    def _discrete(value: np.ndarray, lead: int) -> bool:
+        """Integer arrays with no axis past the step (and agent) axes: discrete states/actions."""
+        return value.dtype.kind in "iub" and value.ndim == lead
+
     def _encode(self, name: str, value: np.ndarray, lead: int) -> np.ndarray:
         """Features of one input with ``lead`` leading axes (e.g. 1 for steps, 2 for segments)."""
-        if value.dtype.kind in "iub" and value.ndim == lead:
+        if self._discrete(value, lead):
             size = self.one_hot.get(name)
             if size is None:
                 size = int(value.max()) + 1 if value.size else 1
                 self.one_hot[name] = size
+            if value.size and (value.min() < 0 or value.max() >= size):
+                bad = int(value.min()) if value.min() < 0 else int(value.max())
+                what, option = {
+                    "obs": ("observation", "n_obs"),
+                    "actions": ("action", "n_actions"),
+                }[name]
+                raise ConfigError(
+                    f"{what} {bad} is outside the reward model's one-hot width {size} (valid: 0 "
+                    f"to {size - 1}); set {option} to the number of discrete {what}s"
+                )
             out = np.zeros(value.shape + (size,), dtype=np.float32)
-            np.put_along_axis(out, np.clip(value, 0, size - 1)[..., None], 1.0, axis=-1)
+            np.put_along_axis(out, value[..., None].astype(np.intp), 1.0, axis=-1)
             return out
         return value.reshape(value.shape[:lead] + (-1,)).astype(np.float32, copy=False)
 
@@ -264,6 +309,36 @@ class RewardModel:
         if actions is not None and self.use_actions:
             parts.append(self._encode("actions", np.asarray(actions), lead))
         return np.concatenate(parts, axis=-1)
+
+    def one_hot_columns(
+        self, obs: np.ndarray, actions: np.ndarray | None, lead: int = 1
+    ) -> np.ndarray:
+        """Which columns of :meth:`features` of these inputs are one-hot codes (a boolean mask;
+        call it after :meth:`features`, which fixes the widths read from data)."""
+        lead += self.agent_axis
+        parts = []
+        for name, value in (("obs", obs), ("actions", actions)):
+            if value is None or (name == "actions" and not self.use_actions):
+                continue
+            value = np.asarray(value)
+            if self._discrete(value, lead):
+                parts.append(np.ones(int(self.one_hot[name]), dtype=bool))
+            else:
+                parts.append(np.zeros(int(np.prod(value.shape[lead:])), dtype=bool))
+        return np.concatenate(parts)
+
+    def set_feature_scale(self, sample: np.ndarray, one_hot: np.ndarray) -> None:
+        """Standardise inputs by the mean and deviation of ``sample`` (rows of features), except
+        one-hot columns (``one_hot``), which keep their 0/1 codes, and columns constant in the
+        sample, which are only centred: the deviation of a column the labels never vary is
+        ~0, and dividing by it would turn a state no labelled segment holds into a feature of
+        1e6 and its reward into nonsense."""
+        mean = sample.mean(axis=0).astype(np.float32)
+        std = (sample.std(axis=0) + 1e-6).astype(np.float32)
+        constant = (sample.min(axis=0) == sample.max(axis=0)) if len(sample) else one_hot
+        mean[one_hot] = 0.0
+        std[one_hot | constant] = 1.0
+        self.feature_mean, self.feature_std = mean, std
 
     # ----- the network --------------------------------------------------------------------
     def _build(self, width: int) -> None:
@@ -302,7 +377,9 @@ class RewardModel:
 
         The first call sets the feature sizes and builds the members; later calls continue
         training the same members (more labels arrive between calls). Each call standardises
-        the inputs with the mean and deviation of all the labelled steps in ``data``.
+        the inputs with the mean and deviation of all the labelled steps in ``data``. With a
+        ``symmetry``, an epoch is as many gradient steps, on batches as large, as a pass over
+        ``data`` alone, the batches drawn from all its images (see :meth:`_epochs`).
         """
         import torch
 
@@ -310,8 +387,18 @@ class RewardModel:
         arrays = data.arrays()
         if not len(data):
             raise ConfigError("no answered comparison to fit the reward model to")
+        for name in ("obs", "actions"):  # widths read from data: from all of the first fit's
+            values = [
+                v
+                for v in (arrays.get(f"pair_{name}"), arrays.get(f"rank_{name}"))
+                if v is not None and v.size and self._discrete(v, 3 + self.agent_axis)
+            ]
+            if self.one_hot[name] is None and values:
+                self.one_hot[name] = max(int(v.max()) for v in values) + 1
+        n_pairs, n_ranks = len(arrays.get("labels", ())), len(arrays.get("orders", ()))
+        images = 1
         if self.symmetry is not None:
-            arrays, epochs = self._images(arrays, epochs)
+            arrays, images = self._images(arrays)
         pair_x = rank_x = None
         if "labels" in arrays:
             pair_x = self.features(arrays["pair_obs"], arrays["pair_actions"], lead=3)
@@ -323,8 +410,9 @@ class RewardModel:
         sample = np.concatenate(
             [x.reshape(-1, x.shape[-1]) for x in (pair_x, rank_x) if x is not None]
         )
-        self.feature_mean = sample.mean(axis=0).astype(np.float32)
-        self.feature_std = (sample.std(axis=0) + 1e-6).astype(np.float32)
+        kind = "pair" if pair_x is not None else "rank"
+        one_hot = self.one_hot_columns(arrays[f"{kind}_obs"], arrays[f"{kind}_actions"], lead=3)
+        self.set_feature_scale(sample, one_hot)
         if self.network is None:
             self._build(sample.shape[1])
         self.network.train()
@@ -342,11 +430,9 @@ class RewardModel:
             orders = (
                 None if rank_x is None else torch.as_tensor(arrays["orders"], device=self.device)
             )
-            for _ in range(epochs):
+            for batches in self._epochs(n_pairs, n_ranks, epochs, images):
                 epoch_losses = []
-                for pair_idx, rank_idx in self._batches(
-                    0 if xp is None else len(xp), 0 if xr is None else len(xr)
-                ):
+                for pair_idx, rank_idx in batches:
                     loss = torch.zeros((), device=self.device)
                     if pair_idx is not None:
                         loss = loss + self._pair_loss(xp[pair_idx], yp[pair_idx])
@@ -361,15 +447,33 @@ class RewardModel:
         self.network.eval()
         return losses
 
-    def check_steps(self, obs: np.ndarray, actions: np.ndarray | None) -> None:
+    def check_steps(
+        self, obs: np.ndarray, actions: np.ndarray | None, agent_indicator: bool = False
+    ) -> None:
         """Raise the ConfigError :meth:`fit` would on steps like these (a ``symmetry`` reads
-        their observations and actions), so a learner can refuse them before it runs."""
-        if self.symmetry is not None:
-            SYMMETRIES[str(self.symmetry)](obs, actions)
+        their observations and actions), so a learner can refuse them before it runs.
 
-    def _images(self, arrays: dict[str, np.ndarray], epochs: int) -> tuple[dict[str, Any], int]:
-        """Every comparison once per map of ``symmetry`` (labels and orders repeated), and the
-        passes over them: ``epochs`` divided by the group's size, rounded up."""
+        ``agent_indicator``: the steps are a team's whose agents are of different kinds, each
+        observation zero-padded to one size and ending in an agent-type one-hot (SuperSuit's
+        ``pad_observations_v0`` and ``agent_indicator_v0``, e.g. ``simple_tag``'s predators
+        and prey). A symmetry reads every value as part of an (x, y) vector: it would turn the
+        indicator and swap the kinds, so it is refused there.
+        """
+        if self.symmetry is None:
+            return
+        if agent_indicator:
+            raise ConfigError(
+                f"symmetry {self.symmetry!r} cannot map this team's observations: its agents "
+                "are of different kinds, so each observation is zero-padded to one size and "
+                "ends in an agent-type indicator, which the symmetry would turn as an (x, y) "
+                "vector, swapping the kinds; leave symmetry unset on this env (it suits teams "
+                "of one kind, e.g. mpe2/simple_spread_v3)"
+            )
+        SYMMETRIES[str(self.symmetry)](obs, actions)
+
+    def _images(self, arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], int]:
+        """Every comparison once per map of ``symmetry`` (labels and orders repeated; image
+        ``i`` of comparison ``j`` at row ``i * n + j``), and the group's size."""
         out = dict(arrays)
         size = 1
         for kind, answers in (("pair", "labels"), ("rank", "orders")):
@@ -383,10 +487,20 @@ class RewardModel:
             if not bare:
                 out[f"{kind}_actions"] = np.concatenate([a for _, a in mapped])
             out[answers] = np.concatenate([arrays[answers]] * size)
-        return out, max(1, -(-epochs // size))
+        return out, size
 
-    def _batches(self, n_pairs: int, n_ranks: int) -> Iterator[tuple[Any, Any]]:
-        """Per-member index batches ``(members, b)``: each member sees its own shuffle."""
+    def _epochs(
+        self, n_pairs: int, n_ranks: int, epochs: int, images: int = 1
+    ) -> Iterator[list[tuple[Any, Any]]]:
+        """The index batches ``(members, b)`` of each epoch's gradient steps; each member sees
+        its own shuffle.
+
+        An epoch is as many steps as one pass over the ``n_pairs`` and ``n_ranks`` labelled
+        comparisons takes in batches of ``batch_size`` (both sets cut into the same number of
+        batches). With ``images`` images of each comparison (a symmetry), the steps, of the
+        same sizes, walk through one shuffle of all the images: ``images`` epochs see each
+        image once, and the symmetry costs no extra gradient step.
+        """
         import torch
 
         def perms(n: int) -> np.ndarray | None:
@@ -394,10 +508,8 @@ class RewardModel:
                 return None
             return np.stack([self._order_rng.permutation(n) for _ in range(self.members)])
 
-        pp, rp = perms(n_pairs), perms(n_ranks)
         size = self.batch_size or max(n_pairs, n_ranks)
         steps = max(-(-n_pairs // size), -(-n_ranks // size))
-        # Both sets are cut into the same number of batches, so each epoch sees each item once.
         pair_cuts = np.linspace(0, n_pairs, steps + 1).astype(int)
         rank_cuts = np.linspace(0, n_ranks, steps + 1).astype(int)
 
@@ -406,8 +518,13 @@ class RewardModel:
                 return None
             return torch.as_tensor(p[:, cuts[k] : cuts[k + 1]], device=self.device)
 
-        for k in range(steps):
-            yield cut(pp, pair_cuts, k), cut(rp, rank_cuts, k)
+        pp = rp = None
+        for epoch in range(epochs):
+            part = epoch % images  # which n-sized stretch of the images' shuffle
+            if part == 0:
+                pp, rp = perms(n_pairs * images), perms(n_ranks * images)
+            pairs, ranks = pair_cuts + part * n_pairs, rank_cuts + part * n_ranks
+            yield [(cut(pp, pairs, k), cut(rp, ranks, k)) for k in range(steps)]
 
     def _step_rewards(self, x: Any) -> Any:
         """Member rewards of each step of segments ``x[member, query, slot, step, (agent,) f]``

@@ -221,6 +221,37 @@ def test_the_cli_rejects_env_teacher_mismatches_with_one_line(cli, tmp_path, fla
     assert not out.exists()
 
 
+TAG = "mpe2/simple_tag_v3"
+
+
+def test_agents_of_different_kinds_are_marked_as_padded_and_indicated():
+    assert make_team_vec_env(TAG, 1, seed=0).agent_indicator
+    assert not make_team_vec_env(SPREAD, 1, seed=0).agent_indicator
+
+
+def test_the_planar_symmetry_is_refused_on_a_team_of_different_kinds(cli, tmp_path):
+    """simple_tag's observations end in SuperSuit's predator/prey indicator (and the prey's
+    are zero-padded): turned as an (x, y) vector, it would swap the kinds in every augmented
+    label. Refused in one line when the learner is built, before --out is written."""
+    planar = {"reward_model": {"symmetry": "planar"}}
+    message = "symmetry 'planar' cannot map this team's observations: its agents are of"
+    with pytest.raises(ConfigError, match=message):
+        train(tiny(env=TAG, learner_kwargs=planar), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    config = tmp_path / "tag.yaml"
+    config.write_text(
+        f"env: {TAG}\nalgo: pref-ppo\nteacher: team\nlabels: 20\ntimesteps: 2048\n"
+        "n_envs: 2\ndevice: cpu\nlearner_kwargs: {reward_model: {symmetry: planar}}\n"
+    )
+    code, _, err = cli("train", "--config", config, "--out", tmp_path / "cli")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "cli").exists()
+    # the same team without the symmetry, and simple_spread with it, are accepted
+    for accepted in (tiny(env=TAG), tiny(learner_kwargs=planar)):
+        learner = make_learner(accepted, make_teacher(accepted))
+        learner.env.close()
+
+
 def test_a_version_known_not_to_work_is_one_clear_line(monkeypatch):
     real = metadata.version
     monkeypatch.setattr(

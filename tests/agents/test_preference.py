@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium
 import numpy as np
 import pytest
 import torch
@@ -367,3 +368,35 @@ def test_bad_input_is_a_one_line_config_error(build, message):
 def test_the_registry_holds_the_four_learners():
     assert set(LEARNERS.names()) >= {"pref-ppo", "pref-sac", "ppo", "sac"}
     assert LEARNERS.get("pref-sac") is PrefSAC and not LEARNERS.get("sac").uses_feedback
+
+
+# ----- discrete observations ----------------------------------------------------------------
+def gridworld(n_envs: int = 2):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    venv = DummyVecEnv([lambda: gymnasium.make("feedbackgym/GridWorld-v0")] * n_envs)
+    venv.seed(0)
+    return venv
+
+
+def test_one_hot_widths_come_from_the_envs_discrete_spaces():
+    """GridWorld's 25 states and 4 moves: the widths are the spaces', not read from the first
+    labels (which would give the highest state labelled + 1 and alias the states above)."""
+    learner = PrefPPO(
+        gridworld(),
+        OracleTeacher(rng=0),
+        labels=10,
+        algo_kwargs=PPO_KWARGS,
+        device="cpu",
+        segment_length=5,
+    )
+    assert learner.reward_model.one_hot == {"obs": 25, "actions": 4}
+    learner.learn(256)
+    assert learner.reward_model.fitted and learner.reward_model.one_hot == {"obs": 25, "actions": 4}
+    states = np.arange(25)
+    rewards = learner.reward_model.reward(states, states % 4)
+    assert np.isfinite(rewards).all() and np.abs(rewards).max() < 100
+    with pytest.raises(
+        ConfigError, match=r"reward_model n_obs=20 does not match the env's Discrete\(25\)"
+    ):
+        PrefPPO(gridworld(), OracleTeacher(rng=0), labels=10, reward_model={"n_obs": 20})

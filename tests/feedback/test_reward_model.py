@@ -240,3 +240,142 @@ def test_a_mistake_aware_likelihood_recovers_the_ordering_from_noisy_answers():
     assert aware.accuracy(test_a, test_b, test_labels) > 0.75  # one answer in five flipped
     with pytest.raises(ConfigError, match=r"mistake_rate must be in \[0, 0.5\), got 0.5"):
         small_model(mistake_rate=0.5)
+
+
+# ----- discrete observations (GridWorld) ---------------------------------------------------------
+def gridworld_pairs(states: np.ndarray, n: int, seed: int) -> tuple[Segments, Segments, np.ndarray]:
+    """Pairs of 4-step GridWorld segments whose states are drawn from ``states`` only, each
+    step rewarded by the env's expected reward ``R[s, a]``, labelled by an oracle."""
+    from feedbackgym.envs.gridworld import GridWorld
+
+    table = GridWorld().rewards
+    rng = np.random.default_rng(seed)
+
+    def draw() -> Segments:
+        obs = rng.choice(states, size=(n, 4))
+        actions = rng.integers(4, size=(n, 4))
+        return Segments(table[obs, actions], obs, actions)
+
+    a, b = draw(), draw()
+    return a, b, OracleTeacher(rng=seed).prefer(a, b)
+
+
+def test_gridworld_states_outside_the_labelled_segments_get_rewards_on_the_labelled_scale():
+    """Labels cover the grid's top three rows (states 0-14 of 25): the other ten states, whose
+    one-hot columns are constant (zero) in the labelled data, are scored on the same scale,
+    not as features of 1e6 (the deviation of a constant column was 1e-6)."""
+    data = Comparisons()
+    data.add_pairs(*gridworld_pairs(np.arange(15), 300, seed=30))
+    model = small_model(n_obs=25, n_actions=4)
+    model.fit(data, epochs=20)
+    states, actions = np.divmod(np.arange(100), 4)  # every (state, action)
+    rewards = np.abs(model.reward(states, actions, normalise=False)).reshape(25, 4)
+    labelled_max = rewards[:15].max()
+    assert rewards[15:].max() <= 3 * labelled_max, (rewards[15:].max(), labelled_max)
+    # one-hot columns keep their 0/1 scale: mean 0 and deviation 1, even where all zero
+    np.testing.assert_array_equal(model.feature_mean, np.zeros(29, np.float32))
+    np.testing.assert_array_equal(model.feature_std, np.ones(29, np.float32))
+
+
+def test_a_discrete_value_outside_the_one_hot_width_is_refused_not_aliased(tmp_path):
+    data = Comparisons()
+    data.add_pairs(*gridworld_pairs(np.arange(15), 50, seed=31))
+    declared = small_model(n_obs=25, n_actions=4)
+    declared.fit(data, epochs=2)
+    with pytest.raises(ConfigError) as err:
+        declared.reward(np.array([3, 25]), np.array([0, 1]))
+    assert str(err.value) == (
+        "observation 25 is outside the reward model's one-hot width 25 (valid: 0 to 24); "
+        "set n_obs to the number of discrete observations"
+    )
+    with pytest.raises(ConfigError, match="action -1 is outside .* width 4 .*n_actions"):
+        declared.reward(np.array([3]), np.array([-1]))
+    # without n_obs the width is read from the first fit (states 0-14): a later state 20 was
+    # scored as state 14; now it is refused, at fit and when scoring alike
+    read = small_model()
+    read.fit(data, epochs=2)
+    assert read.one_hot == {"obs": 15, "actions": 4}
+    with pytest.raises(ConfigError, match="observation 20 is outside .* width 15 .*0 to 14"):
+        read.reward(np.array([20]), np.array([0]))
+    wider = Comparisons()
+    wider.add_pairs(*gridworld_pairs(np.arange(25), 50, seed=32))
+    with pytest.raises(ConfigError, match="outside the reward model's one-hot width 15"):
+        read.fit(wider, epochs=1)
+    # saved and loaded, the widths and the refusal stay
+    declared.save(tmp_path / "rm.pt")
+    loaded = RewardModel.load(tmp_path / "rm.pt", device="cpu")
+    assert loaded.one_hot == {"obs": 25, "actions": 4}
+    states = np.arange(25)
+    np.testing.assert_array_equal(
+        loaded.reward(states, states % 4), declared.reward(states, states % 4)
+    )
+    with pytest.raises(ConfigError, match="observation 25"):
+        loaded.reward(np.array([25]), np.array([0]))
+
+
+def test_a_model_saved_before_one_hot_columns_kept_their_scale_reads_as_before(tmp_path):
+    """A file written when one-hot columns were standardised holds that scale; it is used."""
+    data = Comparisons()
+    data.add_pairs(*gridworld_pairs(np.arange(25), 50, seed=33))
+    model = small_model(n_obs=25, n_actions=4)
+    model.fit(data, epochs=2)
+    state = model.state()
+    state["feature_mean"] = np.full(29, 0.04, np.float32)  # what the old fit would have set
+    state["feature_std"] = np.full(29, 0.2, np.float32)
+    torch.save(state, tmp_path / "old.pt")
+    old = RewardModel.load(tmp_path / "old.pt", device="cpu")
+    np.testing.assert_array_equal(old.feature_std, state["feature_std"])
+    states = np.arange(25)
+    feats = np.concatenate([np.eye(25), np.eye(4)[states % 4]], axis=1)
+    x = (feats - 0.04) / 0.2
+    with torch.no_grad():
+        expected = old.network(torch.as_tensor(x, dtype=torch.float32)).mean(0).numpy()
+    np.testing.assert_allclose(old.reward(states, states % 4, normalise=False), expected, atol=1e-6)
+
+
+def test_constant_continuous_columns_are_centred_not_blown_up():
+    """A float column constant in the labelled data (e.g. a one-hot stored as floats) keeps
+    deviation 1; the others are standardised as before."""
+    rng = np.random.default_rng(34)
+    a, b, labels = labelled_pairs(100, seed=34)
+    for s in (a, b):
+        s.obs[..., 2] = 0.0  # never set in the labelled data
+    data = Comparisons()
+    data.add_pairs(a, b, labels)
+    model = small_model()
+    model.fit(data, epochs=5)
+    assert model.feature_std[2] == 1.0 and model.feature_mean[2] == 0.0
+    flat = np.concatenate([a.obs, b.obs]).reshape(-1, 3)
+    np.testing.assert_allclose(model.feature_std[:2], flat[:, :2].std(0) + 1e-6, rtol=1e-5)
+    probe = segments(20, rng, length=1)
+    probe.obs[..., 2] = 1.0
+    seen = np.abs(model.reward(probe.obs[:, 0] * [1, 1, 0], probe.actions[:, 0], False)).max()
+    unseen = np.abs(model.reward(probe.obs[:, 0], probe.actions[:, 0], False)).max()
+    assert unseen < 5 * seen + 5
+
+
+def test_the_learned_teacher_takes_one_hot_widths_and_checks_them_against_the_env():
+    from gymnasium import spaces
+
+    from feedbackgym.feedback import LearnedPreferenceModel
+
+    a, b, labels = gridworld_pairs(np.arange(15), 200, seed=35)  # a log of states 0-14 only
+    grid = spaces.Discrete(25), spaces.Discrete(4)
+    declared = LearnedPreferenceModel(epochs=50, device="cpu", rng=0, n_obs=25, n_actions=4)
+    declared.fit((a, b, labels))
+    assert declared.reward_model.one_hot == {"obs": 25, "actions": 4}
+    assert declared.config()["n_obs"] == 25
+    declared.check_spaces(*grid)
+    seen, unseen = (
+        gridworld_pairs(np.arange(15), 50, seed=36),
+        gridworld_pairs(np.arange(15, 25), 50, seed=36),
+    )
+    scale = np.abs(declared.returns(seen[0])).max()
+    assert np.abs(declared.returns(unseen[0])).max() <= 3 * scale
+    read = LearnedPreferenceModel(epochs=5, device="cpu", rng=0).fit((a, b, labels))
+    with pytest.raises(ConfigError) as err:
+        read.check_spaces(*grid)
+    assert str(err.value) == (
+        "the learned teacher one-hot encodes 15 discrete observations (read from its log), but "
+        "the env's Discrete(25) has 25: give n_obs=25 in its options"
+    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from feedbackgym.errors import ConfigError
-from feedbackgym.feedback import Comparisons, RewardModel
+from feedbackgym.feedback import Comparisons, PlackettLuceTeacher, RewardModel
 from feedbackgym.feedback.base import Segments
 from feedbackgym.feedback.symmetry import planar_images
 
@@ -73,3 +74,74 @@ def test_symmetry_is_checked_and_kept_with_the_model(tmp_path):
     model.fit(data, epochs=2)
     model.save(tmp_path / "rm.pt")
     assert RewardModel.load(tmp_path / "rm.pt", device="cpu").symmetry == "planar"
+
+
+def _gradient_steps(monkeypatch, model: RewardModel, data: Comparisons, epochs: int) -> list:
+    """The comparisons (pairs, rankings) of each gradient step of ``model.fit(data, epochs)``."""
+    steps: list = []
+    real_pair, real_rank = RewardModel._pair_loss, RewardModel._rank_loss
+
+    def pair_loss(self, x, y):
+        steps.append(["pairs", x.shape[:2]])
+        return real_pair(self, x, y)
+
+    def rank_loss(self, x, orders):
+        steps.append(["rankings", x.shape[:2]])
+        return real_rank(self, x, orders)
+
+    real_step = torch.optim.Adam.step
+    stepped: list = []
+
+    def step(self, *args, **kwargs):
+        stepped.append(1)
+        return real_step(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RewardModel, "_pair_loss", pair_loss)
+        patch.setattr(RewardModel, "_rank_loss", rank_loss)
+        patch.setattr(torch.optim.Adam, "step", step)
+        model.fit(data, epochs=epochs)
+    return [len(stepped), steps]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "rankings", "batch_size", "epochs"),
+    [(150, 0, 64, 5), (150, 0, 64, 50), (40, 0, None, 13), (100, 30, 32, 7), (0, 30, 16, 3)],
+)
+def test_the_symmetry_costs_no_extra_gradient_step(
+    monkeypatch, pairs, rankings, batch_size, epochs
+):
+    """With and without ``symmetry``: the same optimiser steps, each on as many comparisons
+    (the images are walked through across epochs, not each epoch), and one loss per epoch."""
+    rng = np.random.default_rng(5)
+    data = Comparisons()
+    if pairs:
+        a, b = _segments(rng, pairs, 1.0), _segments(rng, pairs, 1.0)
+        data.add_pairs(a, b, (a.rewards.sum(1) > b.rewards.sum(1)).astype(float))
+    if rankings:
+        groups = [_segments(rng, rankings, 1.0) for _ in range(3)]
+        data.add_rankings(groups, PlackettLuceTeacher(rng=0).rank(groups))
+    counted = {}
+    for symmetry in (None, "planar"):
+        model = RewardModel(
+            members=2, hidden=8, batch_size=batch_size, device="cpu", seed=0, symmetry=symmetry
+        )
+        counted[symmetry] = _gradient_steps(monkeypatch, model, data, epochs)
+        assert len(model.losses) == epochs
+    assert counted["planar"] == counted[None]
+    assert counted[None][0] == epochs * -(-max(pairs, rankings) // (batch_size or 10**9))
+
+
+def test_eight_epochs_with_the_symmetry_see_every_image_of_every_comparison_once():
+    model = RewardModel(members=3, batch_size=16, device="cpu", seed=0, symmetry="planar")
+    for n_pairs, n_ranks in ((50, 0), (37, 11)):
+        seen = {"pairs": [], "rankings": []}
+        for epoch in model._epochs(n_pairs, n_ranks, epochs=8, images=8):
+            for pair_idx, rank_idx in epoch:
+                for name, idx in (("pairs", pair_idx), ("rankings", rank_idx)):
+                    if idx is not None:
+                        seen[name].append(idx.numpy())
+        for name, n in (("pairs", n_pairs), ("rankings", n_ranks)):
+            if n:
+                every = np.sort(np.concatenate(seen[name], axis=1), axis=1)
+                np.testing.assert_array_equal(every, np.tile(np.arange(8 * n), (3, 1)))

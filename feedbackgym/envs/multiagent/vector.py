@@ -26,13 +26,18 @@ class TeamVecEnv(VecEnv):
     Each step's ``infos[slot]`` holds ``team_reward`` (the env's, or the mean of the copy's
     agent rewards, :func:`~feedbackgym.envs.multiagent.team_reward`) and, at the end of an
     episode, ``terminal_observation`` and ``TimeLimit.truncated`` as SB3 expects. Copy ``c``
-    resets with seed ``seed + c`` after :meth:`seed`.
+    resets with seed ``seed + c`` after :meth:`seed`. ``agent_indicator`` says that the agents
+    are of different kinds, so each observation is zero-padded to one size and ends in an
+    agent-type one-hot (:func:`make_team_vec_env`).
     """
 
-    def __init__(self, venv: Any, n_agents: int, agents: list[str]) -> None:
+    def __init__(
+        self, venv: Any, n_agents: int, agents: list[str], agent_indicator: bool = False
+    ) -> None:
         self.venv = venv
         self.n_agents = int(n_agents)
         self.agent_names = list(agents)
+        self.agent_indicator = bool(agent_indicator)
         self.n_copies = venv.num_envs // self.n_agents
         self._seed: int | None = None
         self._actions: np.ndarray | None = None
@@ -107,12 +112,13 @@ def make_team_vec_env(
         agents = list(env.possible_agents)
         obs_spaces = {str(env.observation_space(a)) for a in agents}
         act_spaces = {str(env.action_space(a)) for a in agents}
-        if len(obs_spaces) > 1 or len(act_spaces) > 1:
+        mixed = len(obs_spaces) > 1 or len(act_spaces) > 1
+        if mixed:
             env = ss.pad_action_space_v0(ss.pad_observations_v0(env))
             env = ss.agent_indicator_v0(env, type_only=True)
-        return env, agents
+        return env, agents, mixed
 
-    env, agents = build()
+    env, agents, mixed = build()
     for space in (env.observation_space(agents[0]), env.action_space(agents[0])):
         if type(space).__name__ not in ("Box", "Discrete", "MultiDiscrete"):
             raise ConfigError(
@@ -121,7 +127,7 @@ def make_team_vec_env(
             )
     markov = ss.pettingzoo_env_to_vec_env_v1(env)
     venv = ss.concat_vec_envs_v1(markov, n_copies, num_cpus=0, base_class="gymnasium")
-    out = TeamVecEnv(venv, len(agents), agents)
+    out = TeamVecEnv(venv, len(agents), agents, agent_indicator=mixed)
     out.seed(seed)
     return out
 

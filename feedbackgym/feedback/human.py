@@ -282,12 +282,17 @@ class HumanTeacher(FeedbackModel):
         ids = [query_id(a, b, i) for i in range(len(a))]
         for i, qid in enumerate(ids):
             if self.queue.read_answer(qid) is None and not self.queue.is_query(qid):
-                self.queue.publish(
-                    qid,
-                    self.render_clip(a.obs[i], None if a.actions is None else a.actions[i]),
-                    self.render_clip(b.obs[i], None if b.actions is None else b.actions[i]),
-                    {"env": self.env, "length": a.length},
-                )
+                clips = [
+                    self.render_clip(s.obs[i], None if s.actions is None else s.actions[i])
+                    for s in (a, b)
+                ]
+                try:
+                    self.queue.publish(qid, *clips, {"env": self.env, "length": a.length})
+                except OSError as err:  # a disk that filled up or turned read-only mid-run
+                    raise ConfigError(
+                        f"label folder {self.dir!r} cannot be written: {err.strerror} (make "
+                        "room or fix the folder, then resume the run from its checkpoint)"
+                    ) from None
         answers = self._wait(ids)
         labels = np.array([ANSWERS[r["answer"]] if r["answer"] else SKIPPED for r in answers])
         self._count(len(labels), int(np.count_nonzero(~np.isnan(labels))))

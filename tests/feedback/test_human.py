@@ -169,6 +169,23 @@ def test_a_read_only_label_folder_is_refused_when_the_teacher_is_built(tmp_path,
     assert not (tmp_path / "new").exists()  # checked, not written
 
 
+def test_a_folder_that_fills_up_mid_run_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from feedbackgym.feedback import label_queue
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", timeout=1)
+    monkeypatch.setattr(label_queue, "_atomic_write", full)
+    a, _ = pendulum_segments(1, 3, seed=1)
+    b, _ = pendulum_segments(1, 3, seed=2)
+    with pytest.raises(ConfigError, match="cannot be written: No space left on device") as info:
+        teacher.prefer(a, b)
+    assert "\n" not in str(info.value)
+
+
 def test_segments_without_vector_observations_are_refused(tmp_path):
     teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1")
     with pytest.raises(ConfigError, match="vector observations"):

@@ -116,8 +116,9 @@ def register_envs() -> None:
 
 
 def describe(env_id: str) -> str:
-    """First line of the docstring of the env registered as ``env_id`` (headings skipped)."""
-    spec = gym.spec(env_id)
+    """First line of the docstring of the env registered as ``env_id`` (headings skipped;
+    ``module:ID`` imports ``module`` first)."""
+    spec = gym.spec(resolve_env_id(env_id))
     for entry in (spec.vector_entry_point, spec.entry_point):
         if isinstance(entry, str):
             module, _, attr = entry.partition(":")

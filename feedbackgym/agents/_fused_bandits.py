@@ -839,7 +839,7 @@ def _fusable_env(env: Any, agent: Any, metric: str) -> bool:
         and metric == "regret"
         and env.num_envs == agent.n_runs
         and env.n_arms == agent.n_arms
-        and agent.t == 0
+        and not np.any(agent.t)
     )
 
 

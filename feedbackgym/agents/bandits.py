@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from feedbackgym.agents import _kernels
-from feedbackgym.agents.base import BanditAgent, register_agent
+from feedbackgym.agents.base import BanditAgent, by_clock, log_clock, register_agent
 from feedbackgym.errors import ConfigError, check_range
 
 
@@ -26,31 +26,33 @@ class _CountingAgent(BanditAgent):
 
     def update_arrived(self, arrived: dict[str, Any], extras: Any = None) -> None:
         """All of a delayed env's arrivals at once: counts and sums of the items' (run, arm)
-        pairs, in slot order (as slot-by-slot :meth:`update_masked` calls leave them); ``t``
-        counts each slot that holds an item, as those calls do."""
+        pairs, in slot order (as slot-by-slot :meth:`update_masked` calls leave them); each
+        run's clock counts the items that reached it, as those calls do."""
         mask = np.asarray(arrived["mask"], dtype=np.bool_)
         if mask.shape[1]:
-            self.t += self._learn_items(
+            self._learn_items(
                 np.asarray(arrived["actions"], np.int64),
                 np.asarray(arrived["rewards"], np.float64),
                 mask,
             )
+            self.t += mask.sum(axis=1)
 
     def update_masked(
         self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
     ) -> None:
         """:meth:`update` for the runs where ``mask`` is True only (native: no save/restore)."""
+        mask = np.asarray(mask, dtype=np.bool_)
         self._learn_items(
             np.asarray(actions, np.int64)[:, None],
             np.asarray(rewards, np.float64)[:, None],
-            np.asarray(mask, dtype=np.bool_)[:, None],
+            mask[:, None],
         )
-        self.t += 1  # one call, as ``update``
+        self.t[mask] += 1  # the masked runs' clocks only
 
-    def _learn_items(self, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> int:
-        """Learn the items ``mask[n, j]`` (arrays ``(n_runs, m)``); return how many slots held
-        one. ``t`` is left to the caller."""
-        return int(_kernels.count_update_arrived(self.counts, self.sums, actions, rewards, mask))
+    def _learn_items(self, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> None:
+        """Learn the items ``mask[n, j]`` (arrays ``(n_runs, m)``). ``t`` is left to the
+        caller."""
+        _kernels.count_update_arrived(self.counts, self.sums, actions, rewards, mask)
 
 
 @register_agent("epsilon-greedy")
@@ -58,7 +60,8 @@ class EpsilonGreedy(_CountingAgent):
     """Epsilon-greedy with a fixed or decaying exploration rate.
 
     Auer, Cesa-Bianchi & Fischer (2002), "Finite-time analysis of the multiarmed bandit problem"
-    (epsilon_n-greedy). With ``epsilon=None`` the rate decays as ``min(1, c K / t)``; the paper's
+    (epsilon_n-greedy). With ``epsilon=None`` the rate decays as ``min(1, c K / t)`` (t: the
+    run's own clock, the rewards it has learned from); the paper's
     ``c K / (d^2 t)`` needs a gap bound d, which we fold into ``c``. A fixed ``epsilon`` gives
     linear regret, as it should. Ties in the greedy step go to the lowest arm index.
 
@@ -82,7 +85,7 @@ class EpsilonGreedy(_CountingAgent):
         eps = (
             self.epsilon
             if self.epsilon is not None
-            else min(1.0, self.c * self.n_arms / max(self.t, 1))
+            else np.minimum(1.0, self.c * self.n_arms / np.maximum(self.t, 1))
         )
         means = np.divide(
             self.sums, self.counts, out=np.full_like(self.sums, np.inf), where=self.counts > 0
@@ -99,6 +102,8 @@ class UCB1(_CountingAgent):
 
     Auer, Cesa-Bianchi & Fischer (2002), "Finite-time analysis of the multiarmed bandit problem".
     ``alpha = 2`` is the paper's constant. Each arm is pulled once first (lowest index first).
+    ``t`` and ``n`` are each run's own: the rewards it has learned from (under delayed feedback,
+    those that reached it).
 
     :param alpha: exploration constant, > 0.
     """
@@ -110,14 +115,16 @@ class UCB1(_CountingAgent):
         super().__init__(n_arms, n_runs, seed)
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        if self.t < self.n_arms:  # initialisation: every run pulls arm t
-            return np.full(self.n_runs, self.t, dtype=np.int64)
+        starting = self.t < self.n_arms  # initialisation: run n pulls arm t[n]
+        if starting.all():
+            return self.t.copy()
         with np.errstate(divide="ignore", invalid="ignore"):
             index = self.sums / self.counts
-            index += np.sqrt((self.alpha * math.log(self.t)) / self.counts)
+            bonus = self.alpha * log_clock(np.maximum(self.t, 1))
+            index += np.sqrt(bonus[:, None] / self.counts)
         # Under delayed feedback an arm may have no reward back yet: it is tried first.
         index[self.counts == 0] = np.inf
-        return index.argmax(axis=1)
+        return np.where(starting, self.t, index.argmax(axis=1))
 
 
 @register_agent("kl-ucb")
@@ -126,8 +133,9 @@ class KLUCB(_CountingAgent):
 
     Garivier & Cappé (2011), "The KL-UCB algorithm for bounded stochastic bandits and beyond".
     Deviation: the paper's analysis uses ``log t + 3 log log t``; like the paper's experiments
-    and SMPyBandits we use ``c log t`` with c = 1. The index is found by Newton's method (to
-    ``tol``) in a numba kernel, skipping arms whose Pinsker bound cannot beat the leader.
+    and SMPyBandits we use ``c log t`` with c = 1 (t: the run's own clock, the rewards it has
+    learned from). The index is found by Newton's method (to ``tol``) in a numba kernel,
+    skipping arms whose Pinsker bound cannot beat the leader.
 
     :param c: multiplier of the exploration term ``log t``, > 0.
     :param tol: precision of the index.
@@ -156,17 +164,20 @@ class KLUCB(_CountingAgent):
         super().update(actions, rewards, obs)
         self._index_cache[self._rows, actions, 0] = -1.0  # the pulled arm's index is stale
 
-    def _learn_items(self, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> int:
+    def _learn_items(self, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> None:
         rows, slots = np.nonzero(mask)
         self._index_cache[rows, actions[rows, slots], 0] = -1.0
-        return super()._learn_items(actions, rewards, mask)
+        super()._learn_items(actions, rewards, mask)
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        log_t = math.log(max(self.t, 1))
-        _kernels.kl_ucb_choose(
-            self.counts, self.sums, log_t, self.c, self.tol, self._index_cache, self._out
-        )
+        by_clock(self.t, self._choose, self.counts, self.sums, self._index_cache, self._out)
         return self._out.copy()
+
+    def _choose(
+        self, t: int, counts: np.ndarray, sums: np.ndarray, cache: np.ndarray, out: np.ndarray
+    ) -> None:
+        """The kernel's choice for runs whose clock is ``t``."""
+        _kernels.kl_ucb_choose(counts, sums, math.log(max(t, 1)), self.c, self.tol, cache, out)
 
 
 def thompson_prior(prior: str, reward_family: str | None, name: str) -> str:
@@ -230,7 +241,7 @@ class ThompsonSampling(_CountingAgent):
             raise ConfigError("thompson prior 'beta' needs rewards in {0, 1}")
         self.t += 1
 
-    def _learn_items(self, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> int:
+    def _learn_items(self, actions: np.ndarray, rewards: np.ndarray, mask: np.ndarray) -> None:
         if self.prior != "beta":
             return super()._learn_items(actions, rewards, mask)
         filled = _kernels.beta_posterior_update_arrived(
@@ -238,7 +249,6 @@ class ThompsonSampling(_CountingAgent):
         )
         if filled < 0:
             raise ConfigError("thompson prior 'beta' needs rewards in {0, 1}")
-        return int(filled)
 
     def predict(self, obs: Any = None) -> np.ndarray:
         if self.prior == "beta":
@@ -257,6 +267,7 @@ class EXP3(BanditAgent):
     Deviation: we use the loss-based, horizon-free form of Bubeck & Cesa-Bianchi (2012, Thm 3.1):
     p_t ∝ exp(-eta_t L_hat), eta_t = sqrt(log K / (t K)), importance-weighted loss estimates
     (1 - r) / p, no explicit uniform mixing. Regret <= 2 sqrt(T K log K) for rewards in [0, 1].
+    t is each run's own clock (the rewards it has learned from, plus one).
 
     :param eta_scale: multiplier of the learning rate, > 0.
     """
@@ -275,8 +286,8 @@ class EXP3(BanditAgent):
         self._probs = np.full((self.n_runs, self.n_arms), 1.0 / self.n_arms)
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        eta = self.eta_scale * math.sqrt(math.log(self.n_arms) / ((self.t + 1) * self.n_arms))
-        logits = -eta * self.loss_estimates
+        eta = self.eta_scale * np.sqrt(math.log(self.n_arms) / ((self.t + 1) * self.n_arms))
+        logits = -eta[:, None] * self.loss_estimates
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
@@ -292,14 +303,15 @@ class EXP3(BanditAgent):
 
     def update_arrived(self, arrived: dict[str, Any], extras: Any = None) -> None:
         """All arrivals at once: the items' loss estimates added in slot order (as slot-by-slot
-        updates add them), weighted by today's probabilities; ``t`` counts each filled slot."""
+        updates add them), weighted by today's probabilities; each run's clock counts the
+        items that reached it."""
         mask = np.asarray(arrived["mask"], dtype=np.bool_)
         slots, rows = np.nonzero(mask.T)  # slot-major: the order slot-by-slot updates take
         if rows.size:
             self._learn_items(
                 rows, arrived["actions"][rows, slots], arrived["rewards"][rows, slots]
             )
-            self.t += int(mask.any(axis=0).sum())
+            self.t += mask.sum(axis=1)
 
     def update_masked(
         self, actions: np.ndarray, rewards: np.ndarray, obs: Any, mask: np.ndarray, **extras: Any
@@ -307,7 +319,7 @@ class EXP3(BanditAgent):
         """:meth:`update` for the runs where ``mask`` is True only (native: no save/restore)."""
         rows = np.flatnonzero(mask)
         self._learn_items(rows, np.asarray(actions)[rows], np.asarray(rewards)[rows])
-        self.t += 1
+        self.t[rows] += 1
 
     def _learn_items(self, rows: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         p = np.maximum(self._probs[rows, actions], 1e-12)

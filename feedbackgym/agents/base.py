@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,8 +27,10 @@ class BanditAgent:
 
     The verbs are ``predict(obs) -> actions`` (one action per run), ``update(actions, rewards,
     obs)`` (what each run observed) and ``learn(env, total_steps)`` (the interaction loop on a
-    vector env). State lives in arrays with a leading ``n_runs`` axis; all randomness comes from
-    ``seed``, so equal seeds give equal actions.
+    vector env). State lives in arrays with a leading ``n_runs`` axis, the clock included:
+    ``t[n]`` counts the updates run ``n`` has learned from (under delayed feedback, the items
+    that reached it), so a run's numbers never depend on the runs simulated beside it. All
+    randomness comes from ``seed``, so equal seeds give equal actions.
 
     :param n_arms: number of arms K.
     :param n_runs: number of independent runs acted for together.
@@ -58,7 +62,7 @@ class BanditAgent:
     def reset(self) -> None:
         """Forget everything learned; re-seed the random generator."""
         self.rng = np.random.default_rng(self.seed)
-        self.t = 0
+        self.t = np.zeros(self.n_runs, dtype=np.int64)  # each run's own clock
 
     def predict(self, obs: Any = None) -> np.ndarray:
         """The arm each run pulls next, shape ``(n_runs,)``."""
@@ -160,8 +164,8 @@ class BanditAgent:
 
         Generic: the per-run state (every ndarray attribute with a leading ``n_runs`` axis) of
         the runs left out is saved and put back after a full :meth:`update`, whose values in
-        those rows are placeholders. ``self.t`` (shared by the runs) counts the call once. An
-        agent with per-run state held otherwise overrides this.
+        those rows are placeholders. The clock ``t`` is such state: it advances in the masked
+        runs only. An agent with per-run state held otherwise overrides this.
         """
         if mask.all():
             self.update(actions, rewards, obs, **extras)
@@ -222,6 +226,40 @@ class BanditAgent:
         if "reward_family" in _init_params(cls):
             kwargs.setdefault("reward_family", getattr(env.unwrapped, "reward_family", None))
         return cls(int(env.single_action_space.n), **kwargs)
+
+
+def log_clock(t: np.ndarray) -> np.ndarray:
+    """``math.log`` of every run's clock ``t`` (entries >= 1), bit for bit: one ``math.log`` per
+    distinct value (``np.log`` may differ from it in the last bit)."""
+    first = int(t[0])
+    if (t == first).all():  # always so without delays: every run has learned as often
+        return np.full(t.shape, math.log(first))
+    values, inverse = np.unique(t, return_inverse=True)
+    return np.array([math.log(v) for v in values.tolist()])[inverse]
+
+
+def by_clock(t: np.ndarray, step: Callable[..., Any], *per_run: np.ndarray) -> None:
+    """``step(value, *rows)`` for each group of runs whose clock ``t`` is ``value``.
+
+    For compiled steps that take one clock for all the runs they are given and treat each run
+    on its own (index computations of UCB-style agents): when every run's clock agrees (always
+    without delays) this is one call on the full ``per_run`` arrays; otherwise each group gets
+    a call on copies of its rows of them, written back after.
+    """
+    first = int(t[0])
+    if (t == first).all():
+        step(first, *per_run)
+        return
+    for value in np.unique(t).tolist():
+        on_rows(np.flatnonzero(t == value), partial(step, value), *per_run)
+
+
+def on_rows(rows: np.ndarray, step: Callable[..., Any], *per_run: np.ndarray) -> None:
+    """``step(*parts)`` on the rows ``rows`` of the ``per_run`` arrays (copies, written back)."""
+    parts = [np.ascontiguousarray(array[rows]) for array in per_run]
+    step(*parts)
+    for array, part in zip(per_run, parts, strict=True):
+        array[rows] = part
 
 
 #: Feedback an env gives besides its own ``feedback_type``: an env that corrects each pull in

@@ -6,14 +6,19 @@ when its feedback arrives (:meth:`BanditAgent.update_arrived`); the agents here 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from feedbackgym.agents.bandits import thompson_prior
-from feedbackgym.agents.base import AGENTS, BanditAgent, _init_params, register_agent
+from feedbackgym.agents.base import (
+    AGENTS,
+    BanditAgent,
+    _init_params,
+    log_clock,
+    register_agent,
+)
 from feedbackgym.agents.dueling import DuelingAgent
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
 from feedbackgym.registry import check_kwargs
@@ -44,13 +49,13 @@ class DelayedUCB(BanditAgent):
         self.counts = np.zeros((self.n_runs, self.n_arms))
         self.sums = np.zeros((self.n_runs, self.n_arms))
         self.pulls = np.zeros((self.n_runs, self.n_arms))
-        self.rounds = 0
+        self.rounds = np.zeros(self.n_runs, dtype=np.int64)  # rounds played, per run
 
     def predict(self, obs: Any = None) -> np.ndarray:
         self.rounds += 1
         with np.errstate(divide="ignore", invalid="ignore"):
             index = self.sums / self.counts
-            index += np.sqrt(self.alpha * math.log(self.rounds) / self.counts)
+            index += np.sqrt((self.alpha * log_clock(self.rounds))[:, None] / self.counts)
         waiting = self.counts == 0
         index[waiting] = np.inf
         # among arms with no feedback yet: the least pulled (ties: the lowest index)
@@ -66,7 +71,7 @@ class DelayedUCB(BanditAgent):
         arms = np.asarray(actions)[mask]
         self.counts[rows, arms] += 1
         self.sums[rows, arms] += np.asarray(rewards, dtype=np.float64)[mask]
-        self.t += 1
+        self.t[rows] += 1
 
 
 @register_agent("qpmd")
@@ -79,9 +84,12 @@ class QueuedDelayReduction(BanditAgent):
     (no pull), and it is asked again; the first arm with an empty queue is really pulled. For
     stochastic rewards the base agent sees an undelayed i.i.d. stream, and the regret is that of
     the base agent plus ``sum_i Delta_i E[G*_i]`` (G*: the most rewards missing at once, about
-    E[tau]). Deviations: a queue is consumed last-in first-out (rewards of an arm are i.i.d.,
-    so order does not matter); the base agent's step counter ``t`` is shared by the runs, and
-    counts the runs' updates together.
+    E[tau]). Deviation: a queue is consumed last-in first-out (rewards of an arm are i.i.d.,
+    so order does not matter). Every run is its own instance of the reduction: the base agent's
+    clock and state advance only in the runs that are fed, and the runs that are not asking
+    again keep their base state (snapshotted around the repeated ``predict``), so a run's
+    numbers do not depend on the runs simulated beside it (a base agent drawing from one
+    generator for all runs, e.g. ``epsilon-greedy``, still shares that generator's stream).
 
     :param base: registry name of a non-contextual reward agent (ucb1, kl-ucb, thompson, ...).
     :param base_kwargs: its keyword arguments.
@@ -123,7 +131,11 @@ class QueuedDelayReduction(BanditAgent):
         choice = np.zeros(self.n_runs, dtype=np.int64)
         asking = np.ones(self.n_runs, dtype=bool)
         while True:
+            idle = self._rows[~asking]
+            saved = _snapshot(self.base, idle) if idle.size else {}
             arms = np.asarray(self.base.predict(obs), dtype=np.int64)
+            if saved:  # asking again changes nothing for the runs that are done
+                _restore(self.base, idle, saved)
             feed = asking & (self.queued[self._rows, arms] > 0)
             pull = asking & ~feed
             choice[pull] = arms[pull]
@@ -156,7 +168,7 @@ class QueuedDelayReduction(BanditAgent):
             self.queue = grown
         self.queue[rows, arms, place] = np.asarray(rewards, dtype=np.float64)[mask]
         self.queued[rows, arms] += 1
-        self.t += 1
+        self.t[rows] += 1
 
     @classmethod
     def from_env(cls, env: Any, seed: int | None = None, **params: Any) -> BanditAgent:
@@ -248,7 +260,7 @@ class DelayedThompsonSampling(BanditAgent):
         np.add.at(self.sums, (rows, arms), got)
         np.subtract.at(self.pending, (rows, arms), 1.0)
         np.maximum(self.pending, 0.0, out=self.pending)
-        self.t += 1
+        self.t[rows] += 1
 
 
 @register_agent("batched-ts")
@@ -294,14 +306,15 @@ class BatchedThompsonSampling(BanditAgent):
         shape = (self.n_runs, self.n_arms)
         self.counts, self.sums = np.zeros(shape), np.zeros(shape)  # frozen posterior
         self.staged_counts, self.staged_sums = np.zeros(shape), np.zeros(shape)
-        self.rounds = 0
+        self.rounds = np.zeros(self.n_runs, dtype=np.int64)  # rounds played, per run
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        if self.rounds % self.period == 0:  # a boundary: fold the staged feedback in
-            self.counts += self.staged_counts
-            self.sums += self.staged_sums
-            self.staged_counts[:] = 0.0
-            self.staged_sums[:] = 0.0
+        boundary = self.rounds % self.period == 0  # fold the staged feedback in
+        if boundary.any():
+            self.counts[boundary] += self.staged_counts[boundary]
+            self.sums[boundary] += self.staged_sums[boundary]
+            self.staged_counts[boundary] = 0.0
+            self.staged_sums[boundary] = 0.0
         self.rounds += 1
         if self.prior == "beta":
             theta = self.rng.beta(1.0 + self.sums, 1.0 + self.counts - self.sums)
@@ -321,7 +334,7 @@ class BatchedThompsonSampling(BanditAgent):
             _check_binary(got, "batched-ts")
         np.add.at(self.staged_counts, (rows, arms), 1.0)
         np.add.at(self.staged_sums, (rows, arms), got)
-        self.t += 1
+        self.t[rows] += 1
 
     @classmethod
     def from_env(cls, env: Any, seed: int | None = None, **params: Any) -> BanditAgent:
@@ -361,9 +374,10 @@ class _QueuedDuelingReduction(DuelingAgent):
     outcomes for each pair it asks for, so its guarantees carry over with the additive term of
     the reduction (about the pairs' regret times E[tau]). A queue only needs the count of wins
     of each side, ``queued[n, winner, loser]``: the outcome fed is drawn uniformly from the
-    queued ones (a random order of an i.i.d. multiset: the fed stream stays i.i.d.). Runs that
-    are not asking again keep their base state (snapshotted around the repeated ``predict``).
-    Deviation as in ``qpmd``: the base agent's step counter ``t`` is shared by the runs.
+    queued ones (a random order of an i.i.d. multiset: the fed stream stays i.i.d.), with one
+    random stream per run. Runs that are not asking again keep their base state (snapshotted
+    around the repeated ``predict``). As in ``qpmd``, every run is its own instance of the
+    reduction: the base agent's clock and state advance only in the runs that are fed.
     """
 
     base_name: ClassVar[str] = ""
@@ -377,8 +391,12 @@ class _QueuedDuelingReduction(DuelingAgent):
 
     def reset(self) -> None:
         super().reset()
-        # the outcome draws get their own stream (the base agent's comes from the same seed)
-        self.rng = np.random.default_rng(None if self.seed is None else [self.seed, 1])
+        # the outcome draws get their own streams, one per run (the base agent's come from
+        # the same seed), so a run's draws do not depend on how often the others are fed
+        self._run_rngs = [
+            np.random.default_rng(None if self.seed is None else [self.seed, 1, run])
+            for run in range(self.n_runs)
+        ]
         self.base.reset()
         self.queued = np.zeros((self.n_runs, self.n_arms, self.n_arms))
 
@@ -405,9 +423,11 @@ class _QueuedDuelingReduction(DuelingAgent):
             if not feed.any():
                 return choice
             asking = feed
-            draw = self.rng.random(self.n_runs) * np.maximum(first + second, 1.0)
-            outcome = (draw < first).astype(np.float64)  # 1.0: the first arm asked won
             rows = self._rows[feed]
+            draw = np.zeros(self.n_runs)
+            draw[rows] = [self._run_rngs[run].random() for run in rows.tolist()]
+            draw *= np.maximum(first + second, 1.0)
+            outcome = (draw < first).astype(np.float64)  # 1.0: the first arm asked won
             won = outcome[feed] == 1.0
             winner = np.where(won, i[feed], j[feed])
             loser = np.where(won, j[feed], i[feed])
@@ -441,7 +461,7 @@ class _QueuedDuelingReduction(DuelingAgent):
         winner = np.where(won, actions[:, 0], actions[:, 1])
         loser = np.where(won, actions[:, 1], actions[:, 0])
         np.add.at(self.queued, (self._rows[mask], winner, loser), 1.0)
-        self.t += 1
+        self.t[mask] += 1
 
 
 @register_agent("delayed-rucb")

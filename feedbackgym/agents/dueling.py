@@ -14,7 +14,9 @@ from feedbackgym.agents.base import (
     AGENTS,
     BanditAgent,
     _init_params,
+    by_clock,
     default_metric,
+    on_rows,
     register_agent,
 )
 from feedbackgym.envs.dueling import std_normal_cdf
@@ -30,7 +32,8 @@ class DuelingAgent(BanditAgent):
     the outcome of each run's duel, 1.0 when ``actions[:, 0]`` won (in every dueling env, a
     multi-dueling one with subsets of 2 included; with subsets of m > 2 arms: the winner's
     position in the action); ``learn(env, total_steps)`` is the interaction loop.
-    Random choices come from one splitmix64 stream per run, drawn from ``seed``.
+    Random choices come from one splitmix64 stream per run, drawn from ``seed``. The clock
+    ``t`` in the confidence bounds is each run's own (the duels it has learned from).
 
     :param n_arms: number of arms K.
     :param n_runs: number of independent runs acted for together.
@@ -306,16 +309,13 @@ class RUCB(_WinsAgent):
         self._scratch = np.zeros((self.n_runs, self.n_arms), dtype=np.int64)
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        _k.rucb_choose(
-            self.wins,
-            self.hypothesis,
-            self.alpha,
-            self.t + 1,
-            self._streams,
-            self._scratch,
-            self._out,
-        )
+        state = (self.wins, self.hypothesis, self._streams, self._scratch, self._out)
+        by_clock(self.t, self._choose, *state)
         return self._out.copy()
+
+    def _choose(self, t: int, *state: np.ndarray) -> None:
+        wins, hypothesis, streams, scratch, out = state
+        _k.rucb_choose(wins, hypothesis, self.alpha, t + 1, streams, scratch, out)
 
 
 @register_agent("rmed1")
@@ -362,38 +362,31 @@ class RMED1(_WinsAgent):
         self._pulled = np.zeros((n, 2), dtype=np.int64)  # the last duel predicted
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        if self.t < len(self._initial):  # initial phase: every pair once
-            pulled = np.broadcast_to(self._initial[self.t], (self.n_runs, 2)).copy()
-        else:
-            _k.rmed_choose(
-                self.wins,
-                self.divergence,
-                self._order,
-                self.in_current,
-                self._pos,
-                self._streams,
-                self._out,
-            )
-            pulled = self._out.copy()
+        initial = self.t < len(self._initial)  # initial phase: every pair once
+        looping = np.flatnonzero(~initial)
+        state = (self.wins, self.divergence, self._order, self.in_current, self._pos)
+        if looping.size == self.n_runs:
+            _k.rmed_choose(*state, self._streams, self._out)
+        elif looping.size:  # under delays: only the runs past their initial phase
+            on_rows(looping, _k.rmed_choose, *state, self._streams, self._out)
+        pulled = self._out.copy()
+        pulled[initial] = self._initial[self.t[initial]]
         self._pulled = pulled.copy()
         return pulled
 
     def update(self, actions: np.ndarray, outcomes: np.ndarray, obs: Any = None) -> None:
-        initial = self.t < len(self._initial)
         actions, _ = self._record(actions, outcomes)
-        _k.rmed_update(
-            self.wins,
-            self.divergence,
-            self._order,
-            self.in_current,
-            self.in_remaining,
-            self.in_next,
-            self._pos,
-            actions,
-            math.log(self.t),
-            self.divergence_tolerance,
-            initial,
-        )
+        self._advance(actions)
+
+    def _advance(self, actions: np.ndarray) -> None:
+        """The loop bookkeeping after the duels ``actions``, each run at its own clock
+        (``t``, just advanced: it was in its initial phase when ``t - 1`` was)."""
+        state = (self.wins, self.divergence, self._order, self.in_current, self.in_remaining)
+        by_clock(self.t, self._advance_at, *state, self.in_next, self._pos, actions.copy())
+
+    def _advance_at(self, t: int, *state: np.ndarray) -> None:
+        initial = t - 1 < len(self._initial)
+        _k.rmed_update(*state, math.log(t), self.divergence_tolerance, initial)
 
     def update_arrived(self, arrived: dict[str, Any], extras: Any = None) -> None:
         """Delayed feedback: learn every duel that arrived (W and I), then run the loop
@@ -414,21 +407,8 @@ class RMED1(_WinsAgent):
             raise ConfigError(
                 f"agent {self.registry_name!r} needs duel outcomes 0 or 1 (1: the first arm won)"
             )
-        initial = self.t < len(self._initial)
         self.t += 1
-        _k.rmed_update(
-            self.wins,
-            self.divergence,
-            self._order,
-            self.in_current,
-            self.in_remaining,
-            self.in_next,
-            self._pos,
-            self._pulled,
-            math.log(self.t),
-            self.divergence_tolerance,
-            initial,
-        )
+        self._advance(self._pulled)
 
 
 @register_agent("dts")
@@ -465,17 +445,13 @@ class DoubleThompsonSampling(_WinsAgent):
         self._scratch = np.zeros((n, k), dtype=np.int64)
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        _k.dts_choose(
-            self.wins,
-            self._above_half,
-            self.alpha,
-            self.t + 1,
-            self._streams,
-            self._wins_half,
-            self._scratch,
-            self._out,
-        )
+        state = (self.wins, self._above_half, self._streams, self._wins_half, self._scratch)
+        by_clock(self.t, self._choose, *state, self._out)
         return self._out.copy()
+
+    def _choose(self, t: int, *state: np.ndarray) -> None:
+        wins, above_half, streams, wins_half, scratch, out = state
+        _k.dts_choose(wins, above_half, self.alpha, t + 1, streams, wins_half, scratch, out)
 
     def update(self, actions: np.ndarray, outcomes: np.ndarray, obs: Any = None) -> None:
         actions, _ = self._record(actions, outcomes)
@@ -518,19 +494,24 @@ class CopelandConfidenceBound(_WinsAgent):
         self._scratch = np.zeros((n, 2, k), dtype=np.int64)
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        _k.ccb_choose(
-            self.wins,
-            self.hypothesis,
-            self.opponents,
-            self._opponent_counts,
-            self.max_losses,
-            self.alpha,
-            self.t + 1,
-            self._streams,
-            self._scratch,
-            self._out,
-        )
+        state = (self.wins, self.hypothesis, self.opponents, self._opponent_counts, self.max_losses)
+        by_clock(self.t, self._choose, *state, self._streams, self._scratch, self._out)
         return self._out.copy()
+
+    def _choose(self, t: int, *state: np.ndarray) -> None:
+        wins, hypothesis, opponents, opponent_counts, max_losses, streams, scratch, out = state
+        _k.ccb_choose(
+            wins,
+            hypothesis,
+            opponents,
+            opponent_counts,
+            max_losses,
+            self.alpha,
+            t + 1,
+            streams,
+            scratch,
+            out,
+        )
 
 
 @register_agent("merge-rucb")
@@ -590,19 +571,24 @@ class MergeRUCB(_WinsAgent):
         self._scratch = np.zeros((n, 5, k), dtype=np.int64)
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        _k.merge_rucb_choose(
-            self.wins,
-            self.batch,
-            self.n_batches,
-            self._turn,
-            self.alpha,
-            math.log(self.t + 1 + self.offset),
-            self.partition_size,
-            self._streams,
-            self._scratch,
-            self._out,
-        )
+        state = (self.wins, self.batch, self.n_batches, self._turn)
+        by_clock(self.t, self._choose, *state, self._streams, self._scratch, self._out)
         return self._out.copy()
+
+    def _choose(self, t: int, *state: np.ndarray) -> None:
+        wins, batch, n_batches, turn, streams, scratch, out = state
+        _k.merge_rucb_choose(
+            wins,
+            batch,
+            n_batches,
+            turn,
+            self.alpha,
+            math.log(t + 1 + self.offset),
+            self.partition_size,
+            streams,
+            scratch,
+            out,
+        )
 
     def update(self, actions: np.ndarray, outcomes: np.ndarray, obs: Any = None) -> None:
         self._record(actions, outcomes)
@@ -721,7 +707,8 @@ class CoLSTIM(DuelingAgent):
     :param dim: feature dimension d (set from the env by ``from_env``).
     :param link: "logistic" or "probit" (set from the env by ``from_env``).
     :param horizon: T, used in the default threshold (set from the env).
-    :param warmup: number of initial uniformly random duels; d when None.
+    :param warmup: number of initial uniformly random duels (played, whatever feedback has
+        come back); d when None.
     :param confidence_width: c1, scale of the second arm's exploration bonus, >= 0.
     :param threshold: clipping level of the perturbations; sqrt(d log T) when None.
     :param regularization: lambda > 0.
@@ -765,6 +752,7 @@ class CoLSTIM(DuelingAgent):
         self.theta_hat = np.zeros((n, d))
         self.design_inv = np.tile(np.eye(d) / self.regularization, (n, 1, 1))
         self.fisher_inv = self.design_inv.copy()
+        self.rounds = np.zeros(n, dtype=np.int64)  # duels played, per run
 
     def _noise(self, shape: tuple[int, ...]) -> np.ndarray:
         if self.link == "logistic":
@@ -776,7 +764,11 @@ class CoLSTIM(DuelingAgent):
     def predict(self, obs: Any = None) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float64)
         n, k, _ = x.shape
-        if self.t < self.warmup:
+        # The warm-up counts duels played (under delays, not the outcomes back): every run
+        # plays one per call, so all runs leave it together and draw alike.
+        warming = self.rounds < self.warmup
+        self.rounds += 1
+        if warming.all():
             return self.rng.integers(0, k, size=(n, 2))
         util = np.einsum("nkd,nd->nk", x, self.theta_hat)
         width = _norms(x, self.design_inv)

@@ -23,13 +23,12 @@ cumulative team regret. They live in their own registry (:data:`TEAM_AGENTS`,
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
 
 from feedbackgym.agents import _kernels
-from feedbackgym.agents.base import AGENTS, BanditAgent, _init_params
+from feedbackgym.agents.base import AGENTS, BanditAgent, _init_params, log_clock
 from feedbackgym.agents.dueling import DuelingAgent
 from feedbackgym.envs.multiagent.team_duel_v0 import MAX_AGENTS, TeamDuelVec, observation_layout
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
@@ -220,9 +219,9 @@ class SparringUCB(TeamDuelAgent):
         self.wins = np.zeros(shape)
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        t = self.t + 1
+        bonus = self.exploration * log_clock(self.t + 1)  # each run's own clock
         with np.errstate(divide="ignore", invalid="ignore"):
-            index = self.wins / self.counts + np.sqrt(self.exploration * math.log(t) / self.counts)
+            index = self.wins / self.counts + np.sqrt(bonus[None, :, None] / self.counts)
         index = np.where(self.counts == 0, np.inf, index)
         jitter = self.rng.random(index.shape)
         best = index.max(axis=2, keepdims=True)

@@ -122,9 +122,9 @@ def test_kl_ucb_picks_the_arm_with_the_largest_exact_index():
     obs, _ = env.reset(seed=0)
     for _ in range(600):
         actions = agent.predict(obs)
-        if agent.t >= agent.n_arms:
+        if agent.t.min() >= agent.n_arms:
             p = agent.sums / agent.counts
-            level = math.log(agent.t) / agent.counts
+            level = np.log(agent.t)[:, None] / agent.counts
             lo, hi = p.copy(), np.ones_like(p)
             for _ in range(60):  # bisection: the reference index
                 mid = (lo + hi) / 2

@@ -175,3 +175,163 @@ def test_delay_study_script_writes_csv_and_plot(tmp_path: Path) -> None:
         + ["--env", "feedbackgym/DuelingBandit-v0", "--agents", "delayed-dts", "--gap-sum", "1"]
     )
     assert len(rows) == 2 and (duel / "regret_vs_delay.png").exists()
+
+
+# ----- issue 23, item 1: a run's numbers do not depend on the runs simulated beside it ----------
+
+BERNOULLI = ("feedbackgym/BernoulliBandit-v0", {"means": EASY_MEANS})
+DUELS = ("feedbackgym/DuelingBandit-v0", {})
+CONTEXTUAL = ("feedbackgym/ContextualLinearBandit-v0", {})
+CONTEXTUAL_DUELS = ("feedbackgym/ContextualDuelingBandit-v0", {})
+
+
+class PerRunDelayedEnv:
+    """Runs stepped together as one vector env, each with its own env and delay streams (a
+    one-run delayed env per run, seeded by ``seeds[n] = (env seed, delay seed)``): run n's
+    rewards and delays are the same whatever runs are beside it, so its regret may depend on
+    its own streams only (a study's cells seed the runs of a cell together; this makes the
+    property testable number by number)."""
+
+    def __init__(self, env: tuple[str, dict], horizon: int, delay: str, seeds: list) -> None:
+        env_id, env_kwargs = env
+        self.runs = [
+            DelayedFeedbackEnv(make_env(env_id, 1, env_kwargs, horizon), delay, seed=d)
+            for _, d in seeds
+        ]
+        self.seeds = [s for s, _ in seeds]
+        first = self.runs[0]
+        self.num_envs = len(self.runs)
+        self.single_action_space = first.single_action_space
+        self.single_observation_space = first.single_observation_space
+        self.unwrapped = first.unwrapped
+        self.delay = first.delay
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple:
+        obs = [run.reset(seed=s)[0] for run, s in zip(self.runs, self.seeds, strict=True)]
+        return np.concatenate(obs), {}
+
+    def step(self, actions: np.ndarray) -> tuple:
+        actions = np.asarray(actions)
+        steps = [run.step(actions[n : n + 1]) for n, run in enumerate(self.runs)]
+        infos = [s[4] for s in steps]
+        info = {k: np.concatenate([i[k] for i in infos]) for k in infos[0] if "regret" in k}
+        info["arrived"] = self._stack([i["arrived"] for i in infos])
+        n = self.num_envs
+        obs = np.concatenate([s[0] for s in steps])
+        return obs, np.zeros(n), np.zeros(n, bool), np.zeros(n, bool), info
+
+    def _stack(self, parts: list[dict]) -> dict:
+        """The runs' arrivals as one env's: slots padded to the most any run received."""
+        m = max(p["mask"].shape[1] for p in parts)
+        arms = self.runs[0].unwrapped_arms()
+        out = {}
+        for key, first in parts[0].items():
+            if first is None:
+                out[key] = None
+                continue
+            rows = []
+            for part in parts:
+                value = part[key]
+                filler = np.zeros((1, m - value.shape[1], *value.shape[2:]), value.dtype)
+                if key == "actions" and value.ndim == 3:  # placeholder duels (0, 1)
+                    filler[...] = np.arange(value.shape[2]) % arms
+                rows.append(np.concatenate([value, filler], axis=1))
+            out[key] = np.concatenate(rows)
+        return out
+
+
+#: Every agent that learns under delays, on an env it acts in: (env, agent, kwargs).
+#: numpy's Beta sampler takes a number of draws that depends on its parameters, so an agent
+#: drawing Beta samples for all runs from one generator (delayed-ts and batched-ts with the
+#: beta prior) moves the stream of a run by the other runs' posteriors: correct in
+#: distribution, not number by number; they are checked here with their Gaussian model.
+PER_RUN_CASES = [
+    (BERNOULLI, "ucb1", {}),
+    (BERNOULLI, "kl-ucb", {}),
+    (BERNOULLI, "thompson", {}),
+    (BERNOULLI, "epsilon-greedy", {}),
+    (BERNOULLI, "exp3", {}),
+    (BERNOULLI, "delayed-ucb", {}),
+    (BERNOULLI, "qpmd", {}),
+    (BERNOULLI, "qpmd", {"base": "kl-ucb"}),
+    (BERNOULLI, "qpmd", {"base": "thompson"}),
+    (BERNOULLI, "delayed-ts", {"prior": "gaussian"}),
+    (BERNOULLI, "batched-ts", {"prior": "gaussian", "period": 7}),
+    (CONTEXTUAL, "linucb", {}),
+    (CONTEXTUAL, "lin-ts", {}),
+    (DUELS, "rucb", {}),
+    (DUELS, "dts", {}),
+    (DUELS, "ccb", {}),
+    (DUELS, "merge-rucb", {}),
+    (DUELS, "rmed1", {}),
+    (DUELS, "beat-the-mean", {}),
+    (DUELS, "self-sparring", {}),
+    (DUELS, "delayed-rucb", {}),
+    (DUELS, "delayed-dts", {}),
+    (CONTEXTUAL_DUELS, "colstim", {"warmup": 30}),
+]
+
+
+def _learn(env: tuple, name: str, kwargs: dict, seeds: list, delay: str, horizon: int):
+    per_run = PerRunDelayedEnv(env, horizon, delay, seeds)
+    agent = make_agent(name, per_run, seed=9, **kwargs)
+    return agent.learn(per_run, horizon, checkpoints=[horizon // 2, horizon])
+
+
+def test_every_agent_that_learns_late_is_checked() -> None:
+    shipped = [n for n in AGENTS.names() if AGENTS.get(n).__module__.startswith("feedbackgym.")]
+    late = {n for n in shipped if AGENTS.get(n).delay_ok}
+    assert late == {name for _, name, _ in PER_RUN_CASES}
+
+
+@pytest.mark.parametrize(("env", "name", "kwargs"), PER_RUN_CASES, ids=lambda v: str(v))
+def test_a_runs_regret_does_not_depend_on_the_runs_beside_it(env, name, kwargs) -> None:
+    """The same three runs (same env and delay streams, same agent seed) beside two sets of
+    other runs give the same regret, number by number: every clock and statistic is per run.
+    Before, the counting agents' ``t`` advanced with the arrivals of every run (UCB1's and
+    KL-UCB's log t, epsilon-greedy's and EXP3's rates, the confidence bounds of the dueling
+    agents, qpmd's base agent), so regret depended on ``runs_per_cell``."""
+    horizon, delay = 160, "geometric:0.08"  # mean delay 11.5
+    own = [(100 + n, 200 + n) for n in range(3)]
+    first = _learn(env, name, kwargs, own + [(300 + n, 400 + n) for n in range(4)], delay, horizon)
+    other = _learn(env, name, kwargs, own + [(500 + n, 600 + n) for n in range(4)], delay, horizon)
+    np.testing.assert_array_equal(first[:3], other[:3])
+    assert not np.array_equal(first[3:], other[3:])  # the runs beside them did differ
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("ucb1", {}), ("kl-ucb", {}), ("delayed-ucb", {}), ("qpmd", {}), ("qpmd", {"base": "kl-ucb"})],
+)
+def test_runs_alone_in_groups_or_all_together_give_the_same_regret(name, kwargs) -> None:
+    """Agents that draw no random numbers: seven runs simulated one at a time, in groups of
+    three and four, or all at once (runs_per_cell 1, 3-4, 7) give every run the same regret."""
+    horizon, delay = 300, "geometric:0.05"  # mean delay 19
+    seeds = [(10 + n, 20 + n) for n in range(7)]
+    alone = np.concatenate([_learn(BERNOULLI, name, kwargs, [s], delay, horizon) for s in seeds])
+    groups = np.concatenate(
+        [_learn(BERNOULLI, name, kwargs, part, delay, horizon) for part in (seeds[:3], seeds[3:])]
+    )
+    together = _learn(BERNOULLI, name, kwargs, seeds, delay, horizon)
+    np.testing.assert_array_equal(alone, together)
+    np.testing.assert_array_equal(groups, together)
+
+
+@pytest.mark.parametrize(("env", "name", "kwargs"), PER_RUN_CASES, ids=lambda v: str(v))
+def test_every_clock_is_per_run_and_counts_that_runs_feedback(env, name, kwargs) -> None:
+    """``t[n]`` counts what run n learned from: the items delivered to it (rmed1: the steps
+    it played, by design); a reduction's base agent counts what was fed to that run."""
+    horizon, runs = 120, 5
+    delayed = DelayedFeedbackEnv(make_env(env[0], runs, env[1], horizon), "uniform:0-30", seed=2)
+    agent = make_agent(name, delayed, seed=1, **kwargs)
+    agent.learn(delayed, horizon, seed=4)
+    assert agent.t.shape == (runs,)
+    if name == "rmed1":
+        assert (agent.t == horizon).all()
+        return
+    np.testing.assert_array_equal(agent.t, delayed.delivered)
+    assert len(set(agent.t.tolist())) > 1  # the runs' feedback did differ
+    if name == "qpmd":
+        np.testing.assert_array_equal(agent.base.t, agent.base.counts.sum(axis=1))
+    elif name.startswith("delayed-") and hasattr(agent, "base"):
+        np.testing.assert_array_equal(agent.base.t, agent.base.wins.sum(axis=(1, 2)))

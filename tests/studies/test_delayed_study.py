@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from feedbackgym.errors import ConfigError
 from feedbackgym.studies import RegretStudy, run_study, runner
+from feedbackgym.studies.regret import run_cell
 from tests.conftest import EASY_MEANS
 
 
@@ -120,3 +123,33 @@ def test_qpmd_checks_its_base_agents_arguments() -> None:
                 runs=2,
                 delay="fixed:5",
             ).validate()
+
+
+@pytest.mark.parametrize("agent", ["exp3", "epsilon-greedy"])
+def test_runs_per_cell_leaves_the_delayed_regret_distribution_unchanged(agent) -> None:
+    """Issue 23, item 1: under a delay, runs_per_cell 1, 7 and the total (21) give the same
+    regret distribution. A cell's runs share its random streams, so the numbers differ run by
+    run; every run's own clock makes the distributions agree (number by number for the same
+    streams, every agent: tests/agents/test_delayed_agents.py). Before, the agents' clock
+    advanced with every run's arrivals: with 7 or 21 runs in a cell EXP3's learning rate fell
+    and epsilon-greedy's exploration rate fell, moving their regret 4 to 6 standard errors
+    from one run per cell (qpmd's and UCB1's moved too, by less than this test can see)."""
+    finals = {}
+    for runs_per_cell in (1, 7, 21):
+        config = study(
+            agents=[agent],
+            env_kwargs={"means": [0.9, 0.8, 0.7, 0.6, 0.5]},
+            horizon=300,
+            runs=21,
+            runs_per_cell=runs_per_cell,
+            n_checkpoints=2,
+            delay="geometric:0.05",  # mean delay 19
+        )
+        config.validate()
+        finals[runs_per_cell] = np.concatenate(
+            [run_cell(cell)["regret"][:, -1] for cell in config.cells()]
+        )
+    alone = finals[1]
+    for together in (finals[7], finals[21]):
+        se = math.sqrt(alone.var(ddof=1) / alone.size + together.var(ddof=1) / together.size)
+        assert abs(together.mean() - alone.mean()) < 3 * se, (alone.mean(), together.mean(), se)

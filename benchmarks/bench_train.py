@@ -1,13 +1,18 @@
 """Training from simulated preferences, side by side with imitation and with true-reward RL.
 
 Each part runs `feedbackgym.studies.train.train` on a shipped config in ``configs/`` (the same
-runs ``feedbackgym train --config`` makes), for seeds 0-2, and writes its own section of
-benchmarks/RESULTS.md:
+runs ``feedbackgym train --config`` makes), for seeds 0-2 (``imitation``: 0-4), and writes its
+own section of benchmarks/RESULTS.md:
 
 - ``imitation``: pref-PPO with 200 oracle labels vs imitation 1.0.1's preference comparisons
   with 400 (its own venv, ``benchmarks/peer_imitation_pendulum.py``, with its CLI's and its
   tutorial's Pendulum settings) on Pendulum-v1, PPO, 8 envs, 200k timesteps; true return and
-  wall time, both measured in this run.
+  wall time, both measured in this run. Returns as mean ± standard error over seeds with a 95%
+  t interval, and the per-seed difference ours - theirs (both sides score the same 20
+  evaluation episodes of a seed) with its 95% t interval: the section says "higher" only when
+  that interval lies above 0, "lower" when below, else that the seeds cannot tell them apart.
+  A single seed's return is not portable across CPUs (the float kernels torch picks for the
+  CPU change the last bits, and RL amplifies them into another run): compare intervals.
 - ``ppo``: pref-PPO vs PPO on the true reward (wall-time ratio, normalised return between a
   uniform-random policy and PPO), and pref-PPO with noisy teachers (``stochastic`` beta = 1,
   ``mistake`` 0.1) with 300 and with 200 labels.
@@ -17,20 +22,24 @@ benchmarks/RESULTS.md:
 - ``pointgoal``: pref-PPO's success rate on feedbackgym/PointGoal-v0.
 
     .venv/bin/python benchmarks/bench_train.py [--parts imitation,ppo,sac,halfcheetah,pointgoal]
-        [--seeds 0,1,2] [--device cpu]
+        [--seeds 0,1,2] [--device cpu] [--workers 1]
 
 Wall times exclude evaluation on both sides. Runs go to a temporary folder (``--keep DIR`` keeps
-them).
+them). ``--workers N`` runs the ``imitation`` and ``ppo`` parts' runs N at a time, each in its
+own process on one torch thread (the same numbers as one at a time; wall times then include
+the machine's sharing, alike on both sides of a comparison).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +76,66 @@ def run(config_name: str, out: Path, **overrides: Any) -> dict[str, Any]:
     return summary
 
 
+def run_subprocess(config_name: str, out: Path, **overrides: Any) -> dict[str, Any]:
+    """:func:`run` in a fresh Python process (the same run: one config, one folder)."""
+    job = json.dumps({"config": config_name, "out": str(out), "overrides": overrides})
+    command = [sys.executable, str(Path(__file__).resolve()), "--one-run", job]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{config_name} {overrides} failed:\n{result.stderr[-3000:]}")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    print(result.stdout.strip().splitlines()[-2], flush=True)  # run()'s progress line
+    return summary
+
+
+def run_jobs(jobs: list[Any], workers: int) -> list[Any]:
+    """Call each job (a no-argument callable) and return their results in order; ``workers`` of
+    them at a time (threads that each wait on a subprocess), or in turn when ``workers`` is 1."""
+    if workers <= 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        return [f.result() for f in futures]
+
+
+def our_run(config_name: str, out: Path, workers: int, **overrides: Any) -> Any:
+    """A job for :func:`run_jobs`: :func:`run` in-process when ``workers`` is 1, else in a
+    subprocess (torch's thread settings are per process)."""
+    if workers <= 1:
+        return lambda: run(config_name, out, **overrides)
+    return lambda: run_subprocess(config_name, out, **overrides)
+
+
+def interval(values: list[float], level: float = 0.95) -> tuple[float, float, float, float]:
+    """``(mean, standard error, low, high)``: the two-sided Student t interval of the mean."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan"), float("nan")
+    se = float(x.std(ddof=1) / math.sqrt(len(x)))
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1)) * se
+    return mean, se, mean - half, mean + half
+
+
+def mean_se_ci(values: list[float]) -> str:
+    """``mean ± se [low, high]`` of :func:`interval`, one decimal."""
+    mean, se, low, high = interval(values)
+    return f"{mean:.1f} ± {se:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def verdict(differences: list[float]) -> str:
+    """ "higher" / "lower" when the 95% t interval of the per-seed differences (ours - theirs)
+    excludes 0, else that these seeds cannot tell the two apart."""
+    _, _, low, high = interval(differences)
+    if low > 0:
+        return "higher"
+    if high < 0:
+        return "lower"
+    return f"not distinguishable over {len(differences)} seeds (the interval holds 0)"
+
+
 def random_return(config_name: str, seed: int) -> float:
     """True return of the uniform-random policy on the same evaluation episodes."""
     config = TrainConfig.from_dict({**load_yaml(CONFIGS / f"{config_name}.yaml"), "seed": seed})
@@ -78,6 +147,7 @@ def mean_sd(values: list[float]) -> str:
 
 
 def imitation_run(seed: int, labels: int, preset: str) -> dict[str, Any]:
+    """One run of imitation's side (its own venv, a subprocess on one torch thread)."""
     python = peer_python("imitation")
     command = [str(python), str(HERE / "peer_imitation_pendulum.py"), "--seed", str(seed)]
     command += ["--labels", str(labels), "--preset", preset]
@@ -97,13 +167,22 @@ def imitation_run(seed: int, labels: int, preset: str) -> dict[str, Any]:
 PRESETS = ("config", "tutorial")
 
 
-def part_imitation(out: Path, seeds: list[int], device: str) -> None:
-    ours: list[dict[str, Any]] = []
-    theirs: dict[str, list[dict[str, Any]]] = {preset: [] for preset in PRESETS}
+def part_imitation(out: Path, seeds: list[int], device: str, workers: int = 1) -> None:
+    peer_python("imitation")  # create its venv once, before any worker asks for it
+    jobs: list[Any] = []
     for seed in seeds:  # interleaved, so machine load falls on both alike
         for preset in PRESETS:
-            theirs[preset].append(imitation_run(seed, 400, preset))
-        ours.append(run("pendulum-pref-ppo", out, seed=seed, labels=200, device=device))
+            jobs.append(lambda seed=seed, preset=preset: imitation_run(seed, 400, preset))
+        jobs.append(
+            our_run("pendulum-pref-ppo", out, workers, seed=seed, labels=200, device=device)
+        )
+    done = iter(run_jobs(jobs, workers))
+    ours: list[dict[str, Any]] = []
+    theirs: dict[str, list[dict[str, Any]]] = {preset: [] for preset in PRESETS}
+    for _ in seeds:
+        for preset in PRESETS:
+            theirs[preset].append(next(done))
+        ours.append(next(done))
     our_ret = [s["true_return_mean"] for s in ours]
     our_wall = [s["wall_seconds"] for s in ours]
     lines = [
@@ -115,40 +194,48 @@ def part_imitation(out: Path, seeds: list[int], device: str) -> None:
         "evaluation episodes on both sides (episode i of seed s resets with seed "
         "10^6 + 1000 s + i: the initial angle moves a Pendulum return by tens of points, so the "
         f"sides must share them); seeds {', '.join(map(str, seeds))}, run alternately in this "
-        "one process "
-        "tree. imitation 1.0.1 with its own CLI's Pendulum settings (`config`) and with its "
-        "docs tutorial's Pendulum settings (`tutorial`), `benchmarks/peer_imitation_pendulum.py`; "
-        "ours `configs/pendulum-pref-ppo.yaml`. Wall time: training only, one torch thread for "
-        f"the policy on both sides. Device: {ours[0]['device']}.",
+        f"one process tree, {workers} at a time. imitation 1.0.1 with its own CLI's Pendulum "
+        "settings (`config`) and with its docs tutorial's Pendulum settings (`tutorial`), "
+        "`benchmarks/peer_imitation_pendulum.py`; ours `configs/pendulum-pref-ppo.yaml`. Wall "
+        "time: training only, one torch thread for the policy on both sides. Device: "
+        f"{ours[0]['device']}.",
         "",
-        "| learner | labels | seed | true return | wall s |",
-        "|---|---:|---:|---:|---:|",
+        "Returns: mean ± standard error over the seeds [95% Student t interval]. Difference: "
+        "ours - theirs seed by seed (the same evaluation episodes), mean ± standard error "
+        "[95% t interval]; ours is called higher (lower) only when that interval lies above "
+        "(below) 0. One seed's return is not portable across CPUs: the same command gives "
+        "another run where torch picks other float kernels.",
+        "",
+        "| seed | "
+        + " | ".join(f"imitation `{p}` (400 labels)" for p in PRESETS)
+        + " | ours (200 labels) | "
+        + " | ".join(f"wall s `{p}`" for p in PRESETS)
+        + " | wall s ours |",
+        "|---:|" + "---:|" * (2 * len(PRESETS) + 2),
     ]
-    for preset in PRESETS:
-        for seed, s in zip(seeds, theirs[preset], strict=True):
-            lines.append(
-                f"| imitation 1.0.1 ({preset}) | {s['labels_used']} | {seed} | "
-                f"{s['true_return_mean']:.1f} | {s['wall_seconds']:.1f} |"
-            )
-    for seed, s in zip(seeds, ours, strict=True):
+    for i, seed in enumerate(seeds):
+        cells = [f"{theirs[p][i]['true_return_mean']:.1f}" for p in PRESETS]
+        walls = [f"{theirs[p][i]['wall_seconds']:.1f}" for p in PRESETS]
         lines.append(
-            f"| feedbackgym pref-ppo | {s['labels_used']} | {seed} | "
-            f"{s['true_return_mean']:.1f} | {s['wall_seconds']:.1f} |"
+            f"| {seed} | {' | '.join(cells)} | {our_ret[i]:.1f} | {' | '.join(walls)} | "
+            f"{our_wall[i]:.1f} |"
         )
+    labels = sorted({s["labels_used"] for s in ours})
     lines += [
         "",
-        f"Ours: mean true return {mean_sd(our_ret)} with 200 labels, wall "
-        f"{np.mean(our_wall):.1f} s.",
+        f"Ours: true return {mean_se_ci(our_ret)} with {'/'.join(map(str, labels))} labels, "
+        f"wall {np.mean(our_wall):.1f} s.",
     ]
     for preset in PRESETS:
         ret = [s["true_return_mean"] for s in theirs[preset]]
         wall = [s["wall_seconds"] for s in theirs[preset]]
+        diff = [a - b for a, b in zip(our_ret, ret, strict=True)]
         ratio = np.mean(our_wall) / np.mean(wall)
-        better = np.mean(our_ret) > np.mean(ret)
         lines.append(
-            f"- vs imitation `{preset}`: its mean return {mean_sd(ret)} with 400 labels "
-            f"(ours {'higher' if better else 'NOT higher'}); its wall {np.mean(wall):.1f} s, "
-            f"ours / its = {ratio:.2f} (target <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'})."
+            f"- vs imitation `{preset}`: its true return {mean_se_ci(ret)} with 400 labels; "
+            f"ours - its = {mean_se_ci(diff)}: ours **{verdict(diff)}**. Its wall "
+            f"{np.mean(wall):.1f} s, ours / its = {ratio:.2f} (target <= 0.5: "
+            f"{'met' if ratio <= 0.5 else 'NOT met'})."
         )
     update_section("bench_train_imitation", "\n".join(lines))
 
@@ -163,21 +250,19 @@ NOISY_TARGETS = [
 NOISY = [row[:4] for row in NOISY_TARGETS]
 
 
-def part_ppo(out: Path, seeds: list[int], device: str) -> None:
-    rows: dict[str, list[dict[str, Any]]] = {}
+def part_ppo(out: Path, seeds: list[int], device: str, workers: int = 1) -> None:
     randoms = [random_return("pendulum-ppo", seed) for seed in seeds]
+    names = ["ppo (true reward)", "pref-ppo, oracle, 200 labels"] + [row[0] for row in NOISY]
+    jobs: list[Any] = []
     for seed in seeds:
-        rows.setdefault("ppo (true reward)", []).append(
-            run("pendulum-ppo", out, seed=seed, device=device)
-        )
-        rows.setdefault("pref-ppo, oracle, 200 labels", []).append(
-            run("pendulum-pref-ppo", out, seed=seed, device=device)
-        )
-        for name, teacher, kwargs, labels in NOISY:
-            rows.setdefault(name, []).append(
-                run(
+        jobs.append(our_run("pendulum-ppo", out, workers, seed=seed, device=device))
+        jobs.append(our_run("pendulum-pref-ppo", out, workers, seed=seed, device=device))
+        for _, teacher, kwargs, labels in NOISY:
+            jobs.append(
+                our_run(
                     "pendulum-pref-ppo",
                     out,
+                    workers,
                     seed=seed,
                     teacher=teacher,
                     teacher_kwargs=kwargs,
@@ -185,6 +270,11 @@ def part_ppo(out: Path, seeds: list[int], device: str) -> None:
                     device=device,
                 )
             )
+    done = iter(run_jobs(jobs, workers))
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for _ in seeds:
+        for name in names:
+            rows[name].append(next(done))
     ppo = rows["ppo (true reward)"]
     ppo_return = np.mean([s["true_return_mean"] for s in ppo])
     ppo_wall = np.mean([s["wall_seconds"] for s in ppo])
@@ -327,21 +417,35 @@ def part_pointgoal(out: Path, seeds: list[int], device: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default=",".join(PARTS))
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default=None, help="default 0,1,2 (imitation: 0-4)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=1, help="imitation/ppo runs at once")
     parser.add_argument("--keep", default=None, help="keep the run folders here")
+    parser.add_argument("--one-run", default=None, help=argparse.SUPPRESS)  # run_subprocess's
     args = parser.parse_args()
+    if args.one_run:
+        job = json.loads(args.one_run)
+        summary = run(job["config"], Path(job["out"]), **job["overrides"])
+        print(json.dumps(summary))
+        return
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     for part in parts:
         if part not in PARTS:
             parser.error(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.keep) if args.keep else Path(tmp)
         for part in parts:
+            default = "0,1,2,3,4" if part == "imitation" else "0,1,2"
+            seeds = [int(s) for s in (args.seeds or default).split(",")]
             print(f"[bench_train] {part}", flush=True)
             begin = time.perf_counter()
-            globals()[f"part_{part}"](out / part, seeds, args.device)
+            function = globals()[f"part_{part}"]
+            if part in ("imitation", "ppo"):
+                function(out / part, seeds, args.device, args.workers)
+            else:
+                function(out / part, seeds, args.device)
             print(f"[bench_train] {part} done in {time.perf_counter() - begin:.0f} s", flush=True)
 
 

@@ -319,8 +319,13 @@ class GoalLearner:
         }
 
     def summary_metrics(self) -> dict[str, Any]:
-        """Extra figures for the run's summary.json."""
-        return {"attempts": self.attempts, "unusable_answers": self.unusable}
+        """Extra figures for the run's summary.json: the belief's largest probability at the
+        end (``belief_max``) tells a confident answer from a guess."""
+        return {
+            "attempts": self.attempts,
+            "unusable_answers": self.unusable,
+            "belief_max": float(self.belief.max()),
+        }
 
     _STATE: ClassVar[tuple[str, ...]] = (
         "log_belief",
@@ -368,28 +373,60 @@ class GoalLearner:
         return self
 
 
+#: How the lang-goal learner treats the grounding's misreadings.
+MISREADS = ("phrasing", "answer")
+
+
 @register_learner("lang-goal")
 class LanguageGoalLearner(GoalLearner):
     """Goal identification from corrections in words (one sentence per attempt).
 
     After an attempt the ``language`` teacher compares where the point ended with the goal and
     says one sentence (CORGI-style gap, LLF-Bench kinds; Kim et al. 2023, Cheng et al. 2023).
-    The sentence is encoded (``encoder``: ``builtin`` or ``minilm``), grounded
-    (:class:`~feedbackgym.agents.grounding.Grounding`, fitted on the shipped templates only) and
-    turned into a likelihood over the candidates: the gap from the end point to candidate ``h``
-    must agree with what the sentence says (:meth:`Grounding.likelihood`). Unusable sentences
-    (empty, off-topic) are counted in ``unusable`` and change nothing.
+    The sentence is encoded (``encoder``: ``builtin`` or ``minilm``) and read by the
+    :class:`~feedbackgym.agents.grounding.Grounding`, which gives the *calibrated* probability
+    ``q(f)`` that the sentence said each frame ``f`` (go toward / away from the direction it
+    names, by an amount; good; wrong; an axis was right): the grounding's own error rate on
+    phrasings it was not fitted on, estimated by cross-validation, is in ``q``, and ``q`` is
+    never zero.
+
+    **Likelihood: a noisy channel with one unknown per phrasing.** The belief over the goal is
+    Bayesian goal inference (Baker, Saxe & Tenenbaum 2009, "Action understanding as inverse
+    planning") through a noisy channel (Shannon 1948): what the person meant is hidden; the
+    learner hears the grounding's reading of it, whose error rates are a confusion model in
+    the manner of Dawid & Skene (1979). A misreading is not a fresh coin at every answer: the
+    teacher repeats phrasings, and a phrasing the grounding misreads is misread every time.
+    With ``misreads="phrasing"`` (default) the meaning ``f_k`` of each phrasing ``k`` (its
+    frame text: the sentence without its direction words) is one latent variable with prior
+    ``q_k`` and the likelihood of goal ``h`` is
+
+        ``P(answers | h) = prod_k sum_f q_k(f) prod_{i uses k} (floor + c(class_i(f), h, x_i))``
+
+    where ``c`` is :meth:`Grounding.consistency` (the learner's model of the teacher: the gap
+    from the attempt's end ``x_i`` to candidate ``h``), ``class_i(f)`` the class frame ``f``
+    makes with answer ``i``'s direction word, and ``floor`` what the teacher model leaves out.
+    So one phrasing, however often repeated, moves the belief by at most about
+    ``max_f q_k(f) / min_f q_k(f)`` when its readings disagree, and a reading that no goal
+    explains across the attempts it was said after (a flipped direction heard from both
+    sides of the goal) loses to one that does. ``misreads="answer"`` treats every answer as
+    independent evidence (``prod_i (floor + sum_c q_i(c) c(c, h, x_i))``,
+    :meth:`Grounding.likelihood`), right only when misreadings are random.
+
+    Unusable sentences (empty, off-topic) are counted in ``unusable`` and change nothing.
+    With ``ask="uncertain"`` the learner asks until the posterior reaches ``confidence``.
 
     Deviations: CORGI and LLF-Bench learners condition a policy on the text; here the text
     updates an explicit belief over a known, finite set of hypotheses (the visible candidates),
-    and the likelihood is a consistency score with a floor, not the teacher's exact generative
-    model (which the learner does not know).
+    and ``c`` is a consistency score (every meaning the learner's teacher model allows counts
+    the same), not the teacher's exact generative model (which the learner does not know).
 
     :param encoder: ``builtin`` (no download) or ``minilm`` (the ``language`` extra).
     :param tolerance: the gap the learner assumes the person calls "right".
     :param large: the gap beyond which the learner assumes the person says "a lot".
     :param wrong_direction: the assumed chance that a direction is reversed.
-    :param floor: likelihood floor of every hypothesis (robustness to misgrounding).
+    :param floor: likelihood floor of a meaning inconsistent with a goal, > 0.
+    :param misreads: ``phrasing`` (a phrasing's meaning is one unknown across its answers) or
+        ``answer`` (each answer read independently).
     """
 
     default_teacher = "language"
@@ -404,6 +441,7 @@ class LanguageGoalLearner(GoalLearner):
         large: float = 1.0,
         wrong_direction: float = 0.05,
         floor: float = 0.05,
+        misreads: str = "phrasing",
         **kwargs: Any,
     ) -> None:
         super().__init__(env, teacher, labels, **kwargs)
@@ -411,10 +449,17 @@ class LanguageGoalLearner(GoalLearner):
         self.large = check_range("large", large, self.tolerance)
         self.wrong_direction = check_range("wrong_direction", wrong_direction, 0.0, 0.5)
         self.floor = check_range("floor", floor, 0.0, low_open=True)
+        self.misreads = check_choice("misreads", misreads, MISREADS)
         self.encoder = encoder
-        from feedbackgym.agents.grounding import shared_grounding
+        from feedbackgym.agents.grounding import FRAMES, shared_grounding
 
         self.grounding = shared_grounding(encoder, _axis_names(env))
+        self.log_prior = self.log_belief.copy()
+        #: Phrasings heard (frame text -> row), the log of each one's calibrated reading
+        #: ``log q_k(f)`` and the summed log-likelihood of its answers under each frame and goal.
+        self._phrasing_rows: dict[str, int] = {}
+        self._phrasing_prior = np.zeros((0, len(FRAMES)))
+        self._phrasing_evidence = np.zeros((0, len(FRAMES), self.n_targets))
 
     @classmethod
     def check_teacher(cls, teacher: Any, algo: str) -> None:
@@ -436,25 +481,55 @@ class LanguageGoalLearner(GoalLearner):
                 break
             sentence = self.teacher.correct(final[i : i + 1, :2], goals[i : i + 1])[0]
             self.labels_used += 1
-            usable, probs = self.grounding.ground([sentence])
-            if not usable[0]:
-                self.unusable += 1
-                continue
-            candidates = final[i, 4:].reshape(-1, 2)
-            gaps = (final[i, :2] - candidates)[None]
-            self._update(
-                self.grounding.likelihood(
-                    probs,
-                    gaps,
-                    tolerance=self.tolerance,
-                    large=self.large,
-                    wrong_direction=self.wrong_direction,
-                    floor=self.floor,
-                )
+            self.hear(sentence, final[i, :2], final[i, 4:].reshape(-1, 2))
+
+    def hear(self, sentence: Any, end: np.ndarray, candidates: np.ndarray) -> bool:
+        """Update the belief with one answer about an attempt that ended at ``end`` (2,), the
+        candidates at ``candidates`` (H, 2); False (and nothing changes) when unusable."""
+        usable, frames, classes, keys = self.grounding.read([sentence])
+        if not usable[0]:
+            self.unusable += 1
+            return False
+        gaps = (np.asarray(end, dtype=np.float64) - candidates)[None]
+        consistent = self.grounding.consistency(
+            gaps, self.tolerance, self.large, self.wrong_direction
+        )[0]  # (H, C)
+        if self.misreads == "answer":
+            probs = np.zeros(len(self.grounding.classes))
+            np.add.at(probs, classes[0], frames[0])
+            self._update((self.floor + consistent @ probs)[None])
+            return True
+        row = self._phrasing_rows.get(keys[0])
+        if row is None:
+            row = self._phrasing_rows[keys[0]] = len(self._phrasing_rows)
+            with np.errstate(divide="ignore"):
+                prior = np.log(frames[0])
+            self._phrasing_prior = np.vstack([self._phrasing_prior, prior[None]])
+            self._phrasing_evidence = np.concatenate(
+                [self._phrasing_evidence, np.zeros((1, *self._phrasing_evidence.shape[1:]))]
             )
+        # Under frame f the answer means class classes[0, f]: its consistency with each goal.
+        self._phrasing_evidence[row] += np.log(self.floor + consistent[:, classes[0]].T)
+        joint = self._phrasing_prior[:, :, None] + self._phrasing_evidence  # (K, F, H)
+        top = joint.max(axis=1, keepdims=True)
+        per_phrasing = top[:, 0] + np.log(np.exp(joint - top).sum(axis=1))  # (K, H)
+        self.log_belief = self.log_prior + per_phrasing.sum(axis=0)
+        self.log_belief -= self.log_belief.max()
+        return True
+
+    _STATE = (
+        *GoalLearner._STATE,
+        "_phrasing_rows",
+        "_phrasing_prior",
+        "_phrasing_evidence",
+    )
 
     def summary_metrics(self) -> dict[str, Any]:
-        return {**super().summary_metrics(), "corrections_used": self.labels_used}
+        return {
+            **super().summary_metrics(),
+            "corrections_used": self.labels_used,
+            "phrasings_heard": len(self._phrasing_rows),
+        }
 
 
 @register_learner("pref-goal")

@@ -25,6 +25,8 @@ import os
 import re
 import zlib
 from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -209,13 +211,103 @@ FRAMES = (
     "away:large",
     "axis_right",
 )
-#: What the direction words and axis names are replaced with before encoding.
+#: What the direction words and axis names are replaced with before encoding: the first
+#: direction word named, any other direction word, an axis name.
 DIRECTION_SLOT = "side"
+OTHER_SLOT = "other side"
 AXIS_SLOT = "that axis"
+_FIELD = re.compile(r"\{([a-z_]+)\}")
+
+
+def grammar_path() -> Path:
+    """Path of the parts the grounding composes its extra training sentences from."""
+    return Path(str(resources.files("feedbackgym.feedback") / "templates" / "grounding.yaml"))
+
+
+def compositional_frames(path: str | Path | None = None) -> list[tuple[str, str, str]]:
+    """``(frame text, frame, pattern)``: the grounding's extra training sentences, slots in.
+
+    Each pattern of ``templates/grounding.yaml`` (or ``path``) is expanded with its word lists
+    and an amount (the frame's amount: small, large, or any when the pattern has no
+    ``{amount}``), at most ``per_pattern`` expansions drawn with a fixed seed; its direction
+    and axis placeholders become the slots (:data:`DIRECTION_SLOT`, :data:`OTHER_SLOT`,
+    :data:`AXIS_SLOT`), so a direction word written in a pattern ("you ended up too far
+    {d}") stays a word. The same file gives the same sentences in every process.
+    """
+    from feedbackgym.feedback.base import read_yaml
+
+    data = read_yaml(grammar_path() if path is None else path, "grounding phrasings")
+    words: dict[str, list[str]] = {k: [str(w) for w in v] for k, v in data["words"].items()}
+    amounts = [(str(w), "small") for w in data["amount_small"]]
+    amounts += [(str(w), "large") for w in data["amount_large"]]
+    per_pattern = int(data["per_pattern"])
+    slots = {"d": DIRECTION_SLOT, "o": OTHER_SLOT, "axis": AXIS_SLOT}
+    rng = np.random.default_rng(0)
+    out: list[tuple[str, str, str]] = []
+    for kind, patterns in data["frames"].items():
+        for p, pattern in enumerate(patterns):
+            listed = [f for f in dict.fromkeys(_FIELD.findall(pattern)) if f not in slots]
+            lists = [amounts if f == "amount" else words[f] for f in listed]
+            total = int(np.prod([len(v) for v in lists])) if lists else 1
+            picks = rng.choice(total, size=min(per_pattern, total), replace=False)
+            for pick in sorted(int(i) for i in picks):
+                values = dict(slots)
+                amount = "any"
+                for field, options in zip(listed, lists, strict=True):
+                    pick, index = divmod(pick, len(options))
+                    if field == "amount":
+                        values[field], amount = options[index]
+                    else:
+                        values[field] = options[index]
+                text = re.sub(r"\s+", " ", pattern.format(**values)).strip()
+                text = re.sub(r"\s+([,.!?;:])", r"\1", text)
+                text = text[:1].upper() + text[1:]
+                frame = f"{kind}:{amount}" if kind in ("toward", "away") else kind
+                out.append((text, frame, f"grammar:{kind}:{p}"))
+    return out
+
+
+def template_frames(templates: Any = None) -> list[tuple[str, str, str]]:
+    """``(frame text, frame, template)`` of every sentence of a template file (None: the
+    shipped one), slots in: the first of ``{direction}`` / ``{opposite}`` in a template is the
+    direction slot, the other one the other slot. Every directional meaning says to go
+    ``{opposite}``, so the frame is ``toward`` when ``{opposite}`` comes first, else ``away``.
+    """
+    from feedbackgym.feedback.language import AMOUNTS, MEANINGS, load_templates
+
+    sentences = load_templates(templates)
+    out: list[tuple[str, str, str]] = []
+    for meaning in MEANINGS:
+        for t, template in enumerate(sentences[meaning]):
+            order = [f for f in _FIELD.findall(template) if f in ("direction", "opposite")]
+            first = order[0] if order else "opposite"
+            values = {
+                "direction": DIRECTION_SLOT if first == "direction" else OTHER_SLOT,
+                "opposite": DIRECTION_SLOT if first == "opposite" else OTHER_SLOT,
+                "axis": AXIS_SLOT,
+            }
+            if meaning in _POSITIVE_MEANINGS:
+                kind = "good"
+            elif meaning in _NEGATIVE_MEANINGS:
+                kind = "bad"
+            elif meaning == "hp_axis":
+                kind = "axis_right"
+            else:
+                kind = "toward" if first == "opposite" else "away"
+            if "{amount}" in template and kind in ("toward", "away"):
+                for size, key in zip(("small", "large"), AMOUNTS, strict=True):
+                    for amount in sentences[key]:
+                        text = template.format(amount=amount, **values)
+                        out.append((text, f"{kind}:{size}", f"table:{meaning}:{t}"))
+            else:
+                text = template.format(amount=sentences[AMOUNTS[0]][0], **values)
+                frame = f"{kind}:any" if kind in ("toward", "away") else kind
+                out.append((text, frame, f"table:{meaning}:{t}"))
+    return out
 
 
 class Grounding:
-    """What a correction asks for, from its sentence (a fitted softmax classifier on a slot frame).
+    """What a correction asks for, from its sentence (a calibrated softmax classifier on a frame).
 
     Classes (``classes``, with their structure in ``kind``, ``axis``, ``sign``, ``amount``):
     ``good`` (that was right), ``bad`` (wrong, direction not said), ``move:<word>:<amount>``
@@ -223,18 +315,38 @@ class Grounding:
     amount ``any`` when the sentence does not say), and ``right:<axis>`` (the learner got that
     axis right).
 
-    The direction words of ``axis_names`` (and axis names such as ``left-right``) are known, so
-    they are read as slots, as in delexicalised dialogue-state tracking (Henderson, Thomson &
-    Young 2014): each is replaced by "that way" (or "that axis"), the sentence that is left is
-    encoded and classified into a *frame* (:data:`FRAMES`: good, bad, go toward the named
-    direction, go away from it, by an amount or not, an axis was right), and the frame and the
-    first direction word found make the class: "you went too far left" is ``away`` + left =
+    **Slots.** The direction words of ``axis_names`` (also with ``-ward``/``-wards``, e.g.
+    "leftwards") and axis names such as ``left-right`` are known, so they are read as slots, as
+    in delexicalised dialogue-state tracking (Henderson, Thomson & Young 2014): the first
+    direction word becomes "side", any other one "other side", an axis name "that axis". What is
+    left is encoded and classified into a *frame* (:data:`FRAMES`: good, bad, go toward the first
+    named direction, go away from it, by an amount or not, an axis was right), and the frame and
+    the first direction word make the class: "you went too far left" is ``away`` + left =
     ``move:right``, "next time move more right" is ``toward`` + right = ``move:right``. A
-    directional frame without a direction word counts as ``bad``. The frame classifier is a
-    multinomial logistic regression with an L2 penalty ``l2`` on the encoder's vectors, fitted
-    by L-BFGS (torch, one CPU thread, deterministic) on the template table of a
-    :class:`~feedbackgym.feedback.language.LanguageTeacher` with the shipped templates (or
-    ``templates``) only; each direction's sentences teach every direction's frame.
+    directional frame without a direction word counts as ``bad``.
+
+    **Classifier.** A multinomial logistic regression with an L2 penalty ``l2`` on the
+    encoder's vectors, fitted by L-BFGS (torch, one CPU thread, deterministic) on the sentences
+    of the shipped template file (``templates``; through
+    :attr:`LanguageTeacher.table <feedbackgym.feedback.language.LanguageTeacher>`) and on the
+    sentences composed from the parts of ``templates/grounding.yaml``
+    (:func:`compositional_frames`: more verbs, amounts, word orders, imperative and
+    descriptive forms of each frame; ``compositional=False`` leaves them out).
+
+    **Calibration: how often it misreads.** The classifier's own probabilities are those of a
+    model that saw its sentences; a phrasing it never saw is misread far more often than they
+    say. The grounding therefore estimates its error on phrasings it did not see by
+    cross-validation over *patterns* (``folds`` folds; every sentence of a template or grammar
+    pattern is held out together, so a held-out sentence is a new construction, not a new
+    direction word), and calibrates: ``q = (1 - eta) softmax(logits / T) + eta / F``, the
+    temperature ``T`` (Guo et al. 2017, "On Calibration of Modern Neural Networks") and the
+    floor ``eta`` fitted by maximum likelihood on the held-out predictions. A sentence whose
+    frame text is one it was fitted on is read with ``T = 1`` and the floor of its training
+    error instead (``(errors + 1) / (sentences + 2)``, Laplace). :meth:`read` gives ``q``: the
+    probability of each frame *having been said*, never zero, so one misread sentence cannot
+    rule any meaning out (the learners' likelihoods build on it, see
+    :class:`~feedbackgym.agents.corrections.LanguageGoalLearner`). ``heldout_accuracy`` is the
+    cross-validated accuracy on usable held-out sentences.
 
     A sentence whose frame vector's cosine similarity to the nearest training frame is below
     ``min_similarity`` (default: the encoder's), or that is empty or not a string, is unusable.
@@ -244,6 +356,8 @@ class Grounding:
     :param templates: template file or dict to fit on (None: the shipped file).
     :param l2: L2 penalty of the classifier's weights.
     :param min_similarity: threshold of usable sentences (None: the encoder's).
+    :param compositional: also fit on the sentences composed from ``templates/grounding.yaml``.
+    :param folds: cross-validation folds of the calibration, >= 2.
     """
 
     def __init__(
@@ -253,7 +367,10 @@ class Grounding:
         templates: Any = None,
         l2: float = 1e-5,
         min_similarity: float | None = None,
+        compositional: bool = True,
+        folds: int = 5,
     ) -> None:
+        from feedbackgym.feedback.base import read_yaml
         from feedbackgym.feedback.language import LanguageTeacher
 
         self.encoder = make_encoder(encoder)
@@ -267,6 +384,8 @@ class Grounding:
             -1.0,
             1.0,
         )
+        if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+            raise ConfigError(f"folds must be an integer >= 2, got {folds!r}")
         names, kind, axis, sign, amount = ["good", "bad"], [GOOD, BAD], [0, 0], [0, 0], [ANY, ANY]
         for k, pair in enumerate(self.axis_names):
             for s, word in zip((-1, 1), pair, strict=True):
@@ -289,53 +408,80 @@ class Grounding:
         }
         self._words = words
         alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-        self._word_re = re.compile(rf"\b({alternatives})\b", re.IGNORECASE)
+        self._word_re = re.compile(rf"\b({alternatives})(?:-?wards?)?\b", re.IGNORECASE)
         pairs = []
         for k, (neg, pos) in enumerate(self.axis_names):
             a, b = re.escape(neg), re.escape(pos)
             pairs.append((k, re.compile(rf"\b(?:{a}\s*[-/]\s*{b}|{b}\s*[-/]\s*{a})\b", re.I)))
         self._pair_res = pairs
+        plain = [str(p) for p in read_yaml(grammar_path(), "grounding phrasings")["plain_words"]]
+        plain = [p for p in plain if self._word_re.search(p)]
+        self._plain_re = (
+            re.compile(
+                r"\b(?:"
+                + "|".join(r"\s+".join(map(re.escape, p.split())) for p in plain)
+                + r")\b(?!\s*(?:of|side)\b|-?hand\b|-?wards?\b)",
+                re.IGNORECASE,
+            )
+            if plain
+            else None
+        )
 
+        # The training sentences: the shipped templates' (or ``templates``), and the composed
+        # ones, as frame texts (slots in).
         table = LanguageTeacher(templates=templates, axis_names=self.axis_names).table
-        frames = [self._frame_label(table, i) for i in range(len(table["sentence"]))]
         sentences = [str(s) for s in table["sentence"]]
-        unique: dict[tuple[str, int], None] = dict.fromkeys(zip(sentences, frames, strict=True))
-        self.train_sentences = [s for s, _ in unique]
-        self.train_frames = np.array([f for _, f in unique], dtype=np.int64)
+        self.train_sentences = list(dict.fromkeys(sentences))
         self.train_labels = np.array(
-            [self._label(table, i) for i in range(len(sentences))], dtype=np.int64
-        )[[sentences.index(s) for s in self.train_sentences]]
-        self._train_slots = [self._delexicalise(s) for s in self.train_sentences]
+            [self._label(table, sentences.index(s)) for s in self.train_sentences], dtype=np.int64
+        )
+        rows = template_frames(templates)
+        self.compositional = bool(compositional)
+        if self.compositional:
+            rows += compositional_frames()
+        by_text: dict[tuple[str, int], str] = {}
+        for text, frame, group in rows:  # one row per (frame text, frame)
+            by_text.setdefault((text, FRAMES.index(frame)), group)
+        self._train_texts = [t for t, _ in by_text]
+        self._train_text_set = frozenset(self._train_texts)
+        self.train_frames = np.array([f for _, f in by_text], dtype=np.int64)
+        train_groups = list(by_text.values())
         with one_torch_thread():
-            self._train_vectors = self.encoder.encode([t for t, _, _ in self._train_slots])
-            self._fit(self._train_vectors, self.train_frames)
-        self._cache: dict[str, tuple[bool, np.ndarray]] = {}
+            self._train_vectors = self.encoder.encode(self._train_texts)
+            x, y = self._train_vectors, self.train_frames
+            self.weight, self.bias = self._fit(x, y)
+            self._calibrate(x, y, train_groups, int(folds))
+        self._cache: dict[str, tuple[bool, np.ndarray, np.ndarray, str]] = {}
         _, probs = self.ground(self.train_sentences)
         self.train_accuracy = float(np.mean(probs.argmax(axis=1) == self.train_labels))
 
     def _delexicalise(self, text: str) -> tuple[str, list[tuple[int, int]], list[int]]:
-        """``(frame text, direction words found as (axis, sign), axes named)``."""
+        """``(frame text, direction words read as slots as (axis, sign), axes named)``.
+
+        An axis name ("left-right") becomes :data:`AXIS_SLOT`, and the direction words of a
+        sentence naming an axis stay words ("the left-right part was right"); so does one inside
+        a phrase of the grammar's ``plain_words`` ("you ended up ...", "that's right", "keep it
+        up"). Every other direction word is a slot: the first one named
+        :data:`DIRECTION_SLOT`, one naming another direction :data:`OTHER_SLOT`.
+        """
         axes: list[int] = []
         for k, pattern in self._pair_res:
             if pattern.search(text):
                 axes.append(k)
                 text = pattern.sub(AXIS_SLOT, text)
-        hits = [self._words[m.group(1).lower()] for m in self._word_re.finditer(text)]
-        return self._word_re.sub(DIRECTION_SLOT, text), hits, axes
-
-    @staticmethod
-    def _frame_label(table: dict[str, np.ndarray], i: int) -> int:
-        meaning = str(table["meaning"][i])
-        if meaning in _POSITIVE_MEANINGS:
-            return FRAMES.index("good")
-        if meaning in _NEGATIVE_MEANINGS:
-            return FRAMES.index("bad")
-        if meaning == "hp_axis":
-            return FRAMES.index("axis_right")
-        # fp names the way to go ("more <opposite>"); hn and fn the way it went too far.
-        way = "toward" if meaning == "fp" else "away"
-        amount = ("small", "large")[int(table["amount"][i])] if table["says_amount"][i] else "any"
-        return FRAMES.index(f"{way}:{amount}")
+        plain = [m.span() for m in self._plain_re.finditer(text)] if self._plain_re else []
+        matches = [
+            m
+            for m in self._word_re.finditer(text)
+            if not axes and not any(a <= m.start() and m.end() <= b for a, b in plain)
+        ]
+        hits = [self._words[m.group(1).lower()] for m in matches]
+        pieces, last = [], 0
+        for m, hit in zip(matches, hits, strict=True):
+            pieces += [text[last : m.start()], DIRECTION_SLOT if hit == hits[0] else OTHER_SLOT]
+            last = m.end()
+        pieces.append(text[last:])
+        return "".join(pieces), hits, axes
 
     def _label(self, table: dict[str, np.ndarray], i: int) -> int:
         """The class a template sentence means (for reporting accuracy)."""
@@ -353,14 +499,19 @@ class Grounding:
         amount = ("small", "large")[int(table["amount"][i])] if table["says_amount"][i] else "any"
         return self._index[f"move:{word}:{amount}"]
 
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(weight, bias)`` of the frame classifier fitted on ``x``, ``y`` (absent frames get
+        a bias of -inf)."""
         import torch
 
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(0)
-        xt = torch.as_tensor(x, dtype=torch.float64)
+        # A feature no sentence has keeps a zero weight (its gradient is always zero): fit on
+        # the others only (the hashing encoder's vectors are sparse).
+        used = np.flatnonzero(np.any(x != 0, axis=0))
+        xt = torch.as_tensor(x[:, used], dtype=torch.float64)
         yt = torch.as_tensor(y)
-        weight = torch.zeros(x.shape[1], len(FRAMES), dtype=torch.float64, requires_grad=True)
+        weight = torch.zeros(len(used), len(FRAMES), dtype=torch.float64, requires_grad=True)
         bias = torch.zeros(len(FRAMES), dtype=torch.float64, requires_grad=True)
         present = torch.zeros(len(FRAMES), dtype=torch.bool)
         present[yt] = True
@@ -378,91 +529,137 @@ class Grounding:
 
         optimiser.step(closure)
         torch.random.set_rng_state(gen_state)
-        self.weight = weight.detach().numpy()
-        self.bias = np.where(present.numpy(), bias.detach().numpy(), -np.inf)
+        full = np.zeros((x.shape[1], len(FRAMES)))
+        full[used] = weight.detach().numpy()
+        return full, np.where(present.numpy(), bias.detach().numpy(), -np.inf)
+
+    def _calibrate(self, x: np.ndarray, y: np.ndarray, groups: list[str], folds: int) -> None:
+        """Fit the temperature and floor on held-out patterns (cross-validation by group)."""
+        names = sorted(set(groups))
+        order = np.random.default_rng(0).permutation(len(names))
+        fold_of = {name: int(order[i]) % folds for i, name in enumerate(names)}
+        fold = np.array([fold_of[g] for g in groups])
+        logits = np.zeros((len(y), len(FRAMES)))
+        usable = np.zeros(len(y), dtype=bool)
+        for k in range(folds):
+            out, kept = fold == k, fold != k
+            if not out.any() or not kept.any():
+                continue
+            weight, bias = self._fit(x[kept], y[kept])
+            logits[out] = x[out].astype(np.float64) @ weight + bias
+            similarity = (x[out] @ x[kept].T).max(axis=1)
+            # A frame no kept sentence has cannot be read at all: those sentences say nothing
+            # about how often a frame is misread.
+            usable[out] = (similarity >= self.min_similarity) & np.isfinite(bias[y[out]])
+        present = np.isfinite(self.bias)
+        self.heldout_accuracy = float(np.mean(logits[usable].argmax(axis=1) == y[usable]))
+        self.heldout_sentences = int(usable.sum())
+        z, truth = logits[usable], y[usable]
+        best = (-np.inf, 1.0, 0.5)
+        for temperature in np.exp(np.linspace(np.log(0.25), np.log(20.0), 40)):
+            p = _softmax(np.where(np.isfinite(z), z / temperature, -np.inf))
+            p_true = p[np.arange(len(truth)), truth]
+            for eta in np.linspace(0.01, 0.9, 90):
+                score = float(np.log((1 - eta) * p_true + eta / present.sum()).sum())
+                if score > best[0]:
+                    best = (score, float(temperature), float(eta))
+        _, self.temperature, self.misread_floor = best
+        wrong = int(np.sum(self._logits(x).argmax(axis=1) != y))
+        self.seen_floor = (wrong + 1) / (len(y) + 2)
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
         return x.astype(np.float64) @ self.weight + self.bias
 
-    def ground(self, texts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        """``(usable, probs)`` for a batch of sentences.
+    def read(self, texts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """``(usable, frames, classes, keys)`` for a batch of sentences.
 
-        ``usable`` (n,) bool; ``probs`` (n, len(classes)), the class probabilities (rows of
-        unusable sentences are zeros). Results are cached by text.
+        ``usable`` (n,) bool; ``frames`` (n, len(FRAMES)): the calibrated probability that the
+        sentence said each frame (rows of unusable sentences are zeros); ``classes`` (n,
+        len(FRAMES)) int: the class each frame makes with the sentence's slots; ``keys``: the
+        sentence's frame text (its phrasing with the direction words taken out: sentences that
+        differ only in their direction words share it; "" when unusable). Cached by text.
         """
         n = len(texts)
         usable = np.zeros(n, dtype=bool)
-        probs = np.zeros((n, len(self.classes)))
+        frames = np.zeros((n, len(FRAMES)))
+        classes = np.zeros((n, len(FRAMES)), dtype=np.int64)
+        keys = [""] * n
         cache = self._cache
         todo = [t for t in dict.fromkeys(t for t in texts if isinstance(t, str)) if t not in cache]
         if todo:
-            self._ground_new(todo)
+            self._read_new(todo)
         for i, text in enumerate(texts):
             if isinstance(text, str):
-                usable[i], probs[i] = cache[text]
+                usable[i], frames[i], classes[i], keys[i] = cache[text]
+        return usable, frames, classes, keys
+
+    def ground(self, texts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """``(usable, probs)`` for a batch of sentences.
+
+        ``usable`` (n,) bool; ``probs`` (n, len(classes)), the calibrated probability that the
+        sentence meant each class (:meth:`read`'s frames, each added to the class it makes with
+        the sentence's slots; rows of unusable sentences are zeros). Cached by text.
+        """
+        usable, frames, classes, _ = self.read(texts)
+        probs = np.zeros((len(texts), len(self.classes)))
+        rows = np.repeat(np.arange(len(texts)), len(FRAMES))
+        np.add.at(probs, (rows, classes.ravel()), frames.ravel())
         return usable, probs
 
-    def _ground_new(self, texts: list[str]) -> None:
+    def _read_new(self, texts: list[str]) -> None:
         slots = [self._delexicalise(t) if t.strip() else ("", [], []) for t in texts]
         with one_torch_thread():
             vectors = self.encoder.encode([frame for frame, _, _ in slots])
         similarity = (vectors @ self._train_vectors.T).max(axis=1)
         logits = self._logits(vectors)
-        logits -= logits.max(axis=1, keepdims=True)
-        q = np.exp(logits)
-        q /= q.sum(axis=1, keepdims=True)
-        zeros = np.zeros(len(self.classes))
-        for text, (_, hits, axes), sim, frame in zip(texts, slots, similarity, q, strict=True):
+        present = np.isfinite(self.bias)
+        uniform = present / present.sum()
+        zeros = np.zeros(len(FRAMES))
+        for text, (frame_text, hits, axes), sim, z in zip(
+            texts, slots, similarity, logits, strict=True
+        ):
             ok = bool(text.strip()) and bool(sim >= self.min_similarity)
-            self._cache[text] = (ok, self._compose(frame, hits, axes) if ok else zeros)
+            if frame_text in self._train_text_set:
+                q = (1 - self.seen_floor) * _softmax(z) + self.seen_floor * uniform
+            else:
+                z = np.where(present, z / self.temperature, -np.inf)
+                q = (1 - self.misread_floor) * _softmax(z) + self.misread_floor * uniform
+            classes = self._frame_classes(hits, axes)
+            self._cache[text] = (ok, q if ok else zeros, classes, frame_text if ok else "")
 
-    def _compose(
-        self, frame: np.ndarray, hits: list[tuple[int, int]], axes: list[int]
-    ) -> np.ndarray:
-        """Class probabilities from frame probabilities and the slots found."""
-        out = np.zeros(len(self.classes))
-        f = {name: frame[i] for i, name in enumerate(FRAMES)}
-        out[self._index["good"]] = f["good"]
-        out[self._index["bad"]] = f["bad"]
-        if hits:
+    def _frame_classes(self, hits: list[tuple[int, int]], axes: list[int]) -> np.ndarray:
+        """The class each frame makes with the slots found."""
+        out = np.full(len(FRAMES), self._index["bad"])
+        out[FRAMES.index("good")] = self._index["good"]
+        if hits:  # without a direction word a directional frame only says "wrong"
             k, s = hits[0]
+            toward = self.axis_names[k][(s + 1) // 2]
+            away = self.axis_names[k][(1 - s) // 2]
             for amount in ("any", "small", "large"):
-                toward = self.axis_names[k][(s + 1) // 2]
-                away = self.axis_names[k][(1 - s) // 2]
-                out[self._index[f"move:{toward}:{amount}"]] += f[f"toward:{amount}"]
-                out[self._index[f"move:{away}:{amount}"]] += f[f"away:{amount}"]
-        else:  # wrong, but no direction said
-            out[self._index["bad"]] += sum(v for name, v in f.items() if ":" in name)
+                out[FRAMES.index(f"toward:{amount}")] = self._index[f"move:{toward}:{amount}"]
+                out[FRAMES.index(f"away:{amount}")] = self._index[f"move:{away}:{amount}"]
         named = axes[0] if axes else (hits[0][0] if hits else None)
-        if named is None:
-            out[self._index["bad"]] += f["axis_right"]
-        else:
+        if named is not None:
             pair = self.axis_names[named]
-            out[self._index[f"right:{pair[0]}-{pair[1]}"]] += f["axis_right"]
+            out[FRAMES.index("axis_right")] = self._index[f"right:{pair[0]}-{pair[1]}"]
         return out
 
-    def likelihood(
+    def consistency(
         self,
-        probs: np.ndarray,
         gaps: np.ndarray,
         tolerance: float = 0.1,
         large: float = 1.0,
         wrong_direction: float = 0.05,
-        floor: float = 0.05,
     ) -> np.ndarray:
-        """Likelihood of each hypothesis given grounded sentences, shape ``(n, H)``.
+        """How consistent each class is with each hypothesis, shape ``(n, H, C)``, in [0, 1].
 
-        ``probs`` (n, C) from :meth:`ground`; ``gaps`` (n, H, d): where the learner ended (or
-        what it picked) minus where hypothesis ``h`` says it should have (the goal, the best
-        arm's features). The learner's model of the teacher
-        (:class:`~feedbackgym.feedback.language.LanguageTeacher`): a gap within ``tolerance``
-        on every axis is "right"; otherwise the largest axis of the gap is the one a direction
-        is said for, towards minus the gap, "a lot" beyond ``large``; an axis within
+        ``gaps`` (n, H, d): where the learner ended (or what it picked) minus where hypothesis
+        ``h`` says it should have (the goal, the best arm's features). The learner's model of
+        the teacher (:class:`~feedbackgym.feedback.language.LanguageTeacher`): a gap within
+        ``tolerance`` on every axis is "right"; otherwise the largest axis of the gap is the one
+        a direction is said for, towards minus the gap, "a lot" beyond ``large``; an axis within
         ``tolerance`` may be called right. Each class is consistent (1) or not (0) with a
-        hypothesis; a move's direction is reversed with probability ``wrong_direction``. The
-        likelihood is ``floor + sum_c probs[c] * consistent_c(h)``: the floor keeps a
-        misgrounded or noisy sentence from ruling out the truth. Rows of unusable sentences
-        (all-zero probs) give the same likelihood to every hypothesis.
+        hypothesis; a move's direction is reversed with probability ``wrong_direction``.
         """
         gaps = np.asarray(gaps, dtype=np.float64)
         size = np.abs(gaps)
@@ -492,6 +689,28 @@ class Grounding:
         consistent[..., rights] = (
             (~right[..., None]) & axis_ok[..., None] & (low[..., None] == axis[rights])
         )
+        return consistent
+
+    def likelihood(
+        self,
+        probs: np.ndarray,
+        gaps: np.ndarray,
+        tolerance: float = 0.1,
+        large: float = 1.0,
+        wrong_direction: float = 0.05,
+        floor: float = 0.05,
+    ) -> np.ndarray:
+        """Likelihood of each hypothesis given grounded sentences, answer by answer: ``(n, H)``.
+
+        ``probs`` (n, C) from :meth:`ground` (calibrated: the probability that each class was
+        said); ``gaps`` as in :meth:`consistency`. The likelihood is ``floor + sum_c probs[c] *
+        consistency_c(h)``: the floor stands for what the teacher model leaves out (a gap near a
+        threshold, a teacher who errs), so no hypothesis is ever ruled out. Rows of unusable
+        sentences (all-zero probs) give the same likelihood to every hypothesis. Each answer
+        is evidence of its own here; :class:`~feedbackgym.agents.corrections.LanguageGoalLearner`
+        treats a phrasing's meaning as one unknown across its answers instead.
+        """
+        consistent = self.consistency(gaps, tolerance, large, wrong_direction)
         return floor + np.einsum("nc,nhc->nh", probs, consistent)
 
     def move_direction(self, probs: np.ndarray) -> np.ndarray:
@@ -507,6 +726,12 @@ class Grounding:
         usable, probs = self.ground(texts)
         best = probs.argmax(axis=1)
         return [self.classes[b] if ok else None for ok, b in zip(usable, best, strict=True)]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 @contextlib.contextmanager

@@ -170,7 +170,7 @@ class LanguageTeacher(FeedbackModel):
                     direction, opposite = (positive, negative) if sign else (negative, positive)
                     for size, amount_key in enumerate(AMOUNTS):
                         start = len(flat)
-                        for template in self._sentences[meaning]:
+                        for t, template in enumerate(self._sentences[meaning]):
                             for amount in self._sentences[amount_key]:
                                 flat.append(
                                     template.format(
@@ -180,19 +180,20 @@ class LanguageTeacher(FeedbackModel):
                                         axis=f"{negative}-{positive}",
                                     )
                                 )
-                                rows.append((m, k, sign, size, "{amount}" in template))
+                                rows.append((m, k, sign, size, "{amount}" in template, t))
                                 if "{amount}" not in template:
                                     break
                         self._offset[m, k, sign, size] = start
                         self._count_of[m, k, sign, size] = len(flat) - start
         self._flat = np.array(flat, dtype=object)
-        meta = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        meta = np.array(rows, dtype=np.int64).reshape(-1, 6)
         #: Every sentence this teacher can say, with what it means: ``sentence``, ``meaning``
         #: (a name of MEANINGS), ``axis`` (index into ``axis_names``), ``sign`` (1: the gap
         #: ``agent - expert`` on that axis is positive, i.e. the learner went too far the
         #: positive way; for ``hp_axis`` the axis is the one that was right), ``amount``
-        #: (0: small, 1: large) and ``says_amount`` (the sentence has amount words). Learners
-        #: fit their grounding on this table (``feedbackgym.agents.grounding``).
+        #: (0: small, 1: large), ``says_amount`` (the sentence has amount words) and
+        #: ``template`` (index of the template in its meaning's list). Learners fit their
+        #: grounding on this table (``feedbackgym.agents.grounding``).
         self.table = {
             "sentence": self._flat,
             "meaning": np.asarray(MEANINGS)[meta[:, 0]],
@@ -200,6 +201,7 @@ class LanguageTeacher(FeedbackModel):
             "sign": meta[:, 2],
             "amount": meta[:, 3],
             "says_amount": meta[:, 4].astype(bool),
+            "template": meta[:, 5],
         }
 
     def correct(

@@ -136,7 +136,8 @@ def test_non_strings_are_unusable_not_crashes(grounding):
 def test_likelihood_prefers_the_hypothesis_the_sentence_agrees_with():
     grounding = shared_grounding("builtin", AXES)
     end = np.zeros(2)
-    hypotheses = np.array([[0.8, 0.0], [-0.8, 0.0], [0.0, 0.8]])  # goal right, left, up
+    # Goal right, left, up; "a lot" is beyond the teacher's `large` (1.0).
+    hypotheses = np.array([[1.5, 0.0], [-1.5, 0.0], [0.0, 1.5]])
     _, probs = grounding.ground(["You went a lot too far left."])
     likelihood = grounding.likelihood(probs, (end - hypotheses)[None])
     assert likelihood.shape == (1, 3)

@@ -287,10 +287,11 @@ def write_results(sweep: Sweep, out: Path) -> list[dict[str, Any]]:
     rows = []
     for cell in sweep.cells():
         summary = json.loads((out / "cells" / cell.name / "summary.json").read_text())
+        # an ``env`` axis keeps its labels (two labelled entries of one env are two groups)
         row: dict[str, Any] = {
             "cell": cell.name,
-            **cell.labels,
             "env": cell.options.get("env", TrainConfig.env),
+            **cell.labels,
             "task": task_of(cell.options),
         }
         # an axis named like a summary field (timesteps, device) keeps its label: cells group by
@@ -313,7 +314,7 @@ def aggregate_columns(keys: list[str]) -> list[str]:
     """The columns of aggregate.csv for groups keyed by ``keys``."""
     return [
         *keys,
-        "env",
+        *(["env"] if "env" not in keys else []),
         "task",
         "seeds",
         "return_mean",
@@ -370,8 +371,8 @@ def aggregate(
         n_iqm, n_low, n_high = iqm_interval(norm) if scale > 0 else (np.nan,) * 3
         out.append(
             {
-                **dict(zip(keys, g[:-1], strict=True)),
                 "env": members[0]["env"],
+                **dict(zip(keys, g[:-1], strict=True)),
                 "task": task,
                 "seeds": len(members),
                 "return_mean": float(returns.mean()),

@@ -208,6 +208,27 @@ def test_a_sweep_of_learner_options_shares_one_random_policy_floor(
     assert {g["best_return"] for g in groups} == {"-500.5"}  # the best group's mean, shared
 
 
+def test_an_env_axis_keeps_its_labels_so_two_entries_of_one_env_are_two_groups(
+    tmp_path, few_bootstrap_reps, monkeypatch
+):
+    # the env id used to overwrite the axis' labels: "short" and "long" were pooled in one group
+    monkeypatch.setattr(train_module, "random_return", lambda c: -1300.0)
+    entries = [
+        {**QUICK, "label": "short", "timesteps": 64},
+        {**QUICK, "label": "long", "timesteps": 128},
+    ]
+    sweep = Sweep.from_dict({"base": QUICK, "grid": {"env": entries, "seed": [0, 1]}})
+    returns = dict(zip([c.name for c in sweep.cells()], (-1200.0, -1100.0, -200.0, -180.0)))
+    groups = fake_cells(tmp_path, sweep, returns)
+    assert [(g["env"], g["seeds"], float(g["return_mean"])) for g in groups] == [
+        ("short", "2", -1150.0),
+        ("long", "2", -190.0),
+    ]
+    assert {g["best_return"] for g in groups} == {"-190"}
+    header = (tmp_path / "aggregate.csv").read_text().splitlines()[0].split(",")
+    assert header.count("env") == 1
+
+
 def test_the_task_is_the_env_its_kwargs_and_its_reward_delay_not_the_learner():
     base = task_of(QUICK)
     learner_options = {

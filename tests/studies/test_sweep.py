@@ -218,7 +218,9 @@ def test_an_env_axis_keeps_its_labels_so_two_entries_of_one_env_are_two_groups(
         {**QUICK, "label": "long", "timesteps": 128},
     ]
     sweep = Sweep.from_dict({"base": QUICK, "grid": {"env": entries, "seed": [0, 1]}})
-    returns = dict(zip([c.name for c in sweep.cells()], (-1200.0, -1100.0, -200.0, -180.0)))
+    returns = dict(
+        zip([c.name for c in sweep.cells()], (-1200.0, -1100.0, -200.0, -180.0), strict=True)
+    )
     groups = fake_cells(tmp_path, sweep, returns)
     assert [(g["env"], g["seeds"], float(g["return_mean"])) for g in groups] == [
         ("short", "2", -1150.0),

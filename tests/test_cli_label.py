@@ -162,6 +162,19 @@ def test_train_with_a_bad_human_teacher_env_exits_2(cli, tmp_path):
     assert code == 2 and "cannot render env 'CartPole-v1'" in err
 
 
+def test_train_with_a_human_teacher_of_another_env_exits_2_before_writing(cli, tmp_path):
+    """The teacher renders clips of its own env: a run on an env with other spaces would show
+    people the wrong scenes (or crash at the first query), so it is refused up front."""
+    kwargs = {"env": "Pendulum-v1", "dir": str(tmp_path / "labels"), "timeout": 0.5,
+              "remind_every": None}  # fmt: skip
+    args = [a if a != "Pendulum-v1" else "MountainCarContinuous-v0" for a in GOOD]
+    code, _, err = cli(*args, "--teacher", "human", "--teacher-kwargs", json.dumps(kwargs),
+                       "--out", tmp_path / "run")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "'Pendulum-v1'" in err and "(3,)" in err and "(2,)" in err  # both envs' spaces
+    assert not (tmp_path / "run").exists() and not (tmp_path / "labels").exists()
+
+
 def test_train_learns_from_people_answering_in_another_thread(cli, tmp_path):
     """`train --teacher human` and a person (here a thread preferring the higher pendulum)
     share only the label folder; the log they leave is what `calibrate` reads."""

@@ -205,6 +205,44 @@ class HumanTeacher(FeedbackModel):
         self._render_env: Any = None
         self._own_log: Any = None
 
+    def check_spaces(self, observation_space: Any, action_space: Any) -> None:
+        """Refuse a run whose env's spaces are not those of ``env`` (with ``env_kwargs``): the
+        clips are drawn from ``env``, so another env's steps would crash the state setter or,
+        with enough dimensions, show people scenes the learner never saw. Only the spaces are
+        built (no render, nothing written)."""
+        import gymnasium as gym
+
+        from feedbackgym.envs import resolve_env_id
+
+        env = gym.make(resolve_env_id(self.env), **(self.env_kwargs or {}))
+        try:
+            mine = (env.observation_space, env.action_space)
+        finally:
+            env.close()
+        if mine != (observation_space, action_space):
+
+            def show(space: Any) -> str:
+                return " ".join(str(space).split())  # a large Box prints on several lines
+
+            raise ConfigError(
+                f"the human teacher renders env {self.env!r} (observations {show(mine[0])}, "
+                f"actions {show(mine[1])}), but the run's env has observations "
+                f"{show(observation_space)}, actions {show(action_space)}: give the teacher "
+                "the run's env id and env_kwargs"
+            )
+
+    @contextlib.contextmanager
+    def _writing(self) -> Any:
+        """Turn a write to the label folder that fails (a disk that filled up or turned
+        read-only mid-run) into one line."""
+        try:
+            yield
+        except OSError as err:
+            raise ConfigError(
+                f"label folder {self.dir!r} cannot be written: {err.strerror or err} (make "
+                "room or fix the folder, then resume the run from its checkpoint)"
+            ) from None
+
     @property
     def queue(self) -> LabelQueue:
         """The label folder's queue (created with the folder on first use)."""
@@ -286,13 +324,8 @@ class HumanTeacher(FeedbackModel):
                     self.render_clip(s.obs[i], None if s.actions is None else s.actions[i])
                     for s in (a, b)
                 ]
-                try:
+                with self._writing():
                     self.queue.publish(qid, *clips, {"env": self.env, "length": a.length})
-                except OSError as err:  # a disk that filled up or turned read-only mid-run
-                    raise ConfigError(
-                        f"label folder {self.dir!r} cannot be written: {err.strerror} (make "
-                        "room or fix the folder, then resume the run from its checkpoint)"
-                    ) from None
         answers = self._wait(ids)
         labels = np.array([ANSWERS[r["answer"]] if r["answer"] else SKIPPED for r in answers])
         self._count(len(labels), int(np.count_nonzero(~np.isnan(labels))))
@@ -317,7 +350,8 @@ class HumanTeacher(FeedbackModel):
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 for qid in set(ids) - set(found):
-                    self.queue.withdraw(qid)  # or, if an answer just won the race, read it
+                    with self._writing():
+                        self.queue.withdraw(qid)  # or, if an answer just won the race, read it
                     found[qid] = self.queue.read_answer(qid) or {"answer": None}
                 unanswered = sum(1 for r in found.values() if not r.get("answer"))
                 self._say(
@@ -347,8 +381,9 @@ class HumanTeacher(FeedbackModel):
         path = Path(self.dir) / "feedback.jsonl"
         if self.log is not None and Path(self.log.path).resolve() == path.resolve():
             return  # the run logs into the label folder itself: one log is enough
-        if self._own_log is None:
-            log = FeedbackLog(path, fsync=True)
-            self._own_log = (log, log.add_model(self))
-        log, model_id = self._own_log
-        log.append(model_id, self.kind, "prefer", query, labels)
+        with self._writing():
+            if self._own_log is None:
+                log = FeedbackLog(path, fsync=True)
+                self._own_log = (log, log.add_model(self))
+            log, model_id = self._own_log
+            log.append(model_id, self.kind, "prefer", query, labels)

@@ -186,6 +186,50 @@ def test_a_folder_that_fills_up_mid_run_is_one_line(tmp_path, monkeypatch):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("where", ["withdraw", "log"])
+def test_a_folder_that_fills_up_after_publishing_is_one_line(tmp_path, monkeypatch, where):
+    """The clips went out; then the disk fills up before the timeout's withdrawal, or before
+    the answered batch reaches ``feedback.jsonl``: the same one line as a failed publish."""
+    import errno
+
+    from feedbackgym.feedback import label_queue
+    from feedbackgym.feedback.log import FeedbackLog
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    a, _ = pendulum_segments(1, 3, seed=1)
+    b, _ = pendulum_segments(1, 3, seed=2)
+    teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1", timeout=0.05,
+                           remind_every=None, poll_interval=0.01, clip_size=32)  # fmt: skip
+    if where == "withdraw":
+        teacher.queue.publish(query_id(a, b, 0), b"GIF89a", b"GIF89a", {})  # published before
+        monkeypatch.setattr(label_queue, "_atomic_write", full)
+    else:
+        monkeypatch.setattr(FeedbackLog, "_write_line", full)
+    with pytest.raises(ConfigError, match="cannot be written: No space left on device") as info:
+        teacher.prefer(a, b)
+    assert "\n" not in str(info.value) and str(tmp_path) in str(info.value)
+
+
+def test_the_teachers_env_must_have_the_runs_spaces(tmp_path):
+    """Clips are drawn from the teacher's env: a run on an env with other spaces is refused
+    in one line naming both envs' spaces (spaces only: nothing is rendered or written)."""
+    teacher = HumanTeacher(dir=str(tmp_path / "labels"), env="Pendulum-v1")
+    pendulum = gym.make("Pendulum-v1")
+    teacher.check_spaces(pendulum.observation_space, pendulum.action_space)
+    car = gym.make("MountainCarContinuous-v0")
+    for spaces in (
+        (car.observation_space, car.action_space),
+        (pendulum.observation_space, car.action_space),  # same action shape, other bounds
+    ):
+        with pytest.raises(ConfigError, match="'Pendulum-v1'") as info:
+            teacher.check_spaces(*spaces)
+        message = str(info.value)
+        assert "\n" not in message and str(spaces[1].low[0]) in message
+    assert not (tmp_path / "labels").exists()
+
+
 def test_segments_without_vector_observations_are_refused(tmp_path):
     teacher = HumanTeacher(dir=str(tmp_path), env="Pendulum-v1")
     with pytest.raises(ConfigError, match="vector observations"):

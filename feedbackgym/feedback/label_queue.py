@@ -311,6 +311,12 @@ class LabelQueue:
             raise ConfigError(f"{str(path)!r} is not a JSON annotators file") from None
         if not isinstance(hashes, dict):
             raise ConfigError(f"{str(path)!r} is not a JSON annotators file")
+        for name, stored in hashes.items():
+            if not isinstance(stored, str):
+                raise ConfigError(
+                    f"{str(path)!r}: annotator {name!r} has {stored!r}, not a token's SHA-256 "
+                    "(fix the file, or delete it and issue the annotators' tokens again)"
+                )
         return hashes
 
     def annotators(self) -> list[str]:

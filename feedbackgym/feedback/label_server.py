@@ -30,6 +30,12 @@ COOKIE = "feedbackgym_token"
 IDLE_TIMEOUT = 10.0
 #: One line per failed write of the label folder (a full or read-only disk).
 LOG = logging.getLogger(__name__)
+
+
+class _AnnotatorsUnreadable(Exception):
+    """annotators.json cannot be read as tokens (a request is then answered 503)."""
+
+
 #: Every response: no framing, no sniffing, no referrer (the link holds the token), no
 #: caching, and only this server's own scripts, styles and images.
 SECURITY_HEADERS = [
@@ -281,7 +287,8 @@ def make_app(
     ``clips/`` (404), an answered or withdrawn query, or one lent to another annotator
     (409), a body that is not such JSON (400), is larger than ``max_body`` bytes (413) or
     takes more than ``idle_timeout`` seconds to arrive (408). A label folder that is full
-    (507) or cannot be written (503) gets a JSON error and one log line. No other path reads
+    (507) or cannot be written (503) gets a JSON error and one log line, and so does an
+    ``annotators.json`` that is not a JSON map of names to token hashes (503). No other path reads
     a file.
     """
     _starlette()
@@ -298,7 +305,7 @@ def make_app(
     leases: dict[str, tuple[str, float]] = {}  # query id -> (annotator, lent until)
     shown: dict[str, float] = {}  # query id -> when its current holder was first shown it
     answered_here: dict[str, int] = {}
-    tokens: dict[str, Any] = {"mtime": None, "hashes": {}}
+    tokens: dict[str, Any] = {"key": None, "hashes": {}}
 
     def token_of(request: Request, from_link: bool = False) -> str:
         if from_link and "token" in request.query_params:
@@ -313,11 +320,18 @@ def make_app(
             return None
         path = queue.root / "annotators.json"
         try:
-            mtime = path.stat().st_mtime_ns
+            stat = path.stat()
         except FileNotFoundError:
             return None
-        if mtime != tokens["mtime"]:  # tokens added or reissued by `feedbackgym label`
-            tokens["hashes"], tokens["mtime"] = queue._annotator_hashes(), mtime
+        # Tokens added or reissued by `feedbackgym label` replace the file (a new inode): a
+        # reissue within one mtime tick is seen too. The ctime no one can set catches the rest.
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+        if key != tokens["key"]:
+            try:
+                hashes = queue._annotator_hashes()
+            except ConfigError as err:  # not cached: reread until the file is fixed
+                raise _AnnotatorsUnreadable(str(err)) from None
+            tokens["hashes"], tokens["key"] = hashes, key
         return queue.annotator_for(token, tokens["hashes"])
 
     def refuse(status: int, message: str) -> JSONResponse:
@@ -459,6 +473,11 @@ def make_app(
             503, f"the label folder cannot be written or read ({err.strerror}): nothing was saved"
         )
 
+    async def annotators_error(request: Request, exc: Exception) -> Response:
+        # A hand-edited or half-copied annotators.json: say so in JSON, log one line.
+        LOG.error("label folder %s: %s %s: %s", queue.root, request.method, request.url.path, exc)
+        return refuse(503, f"annotators file unreadable: {exc}")
+
     routes = [
         Route("/", page),
         Route("/label.js", script),
@@ -468,7 +487,12 @@ def make_app(
         Route("/api/answer", answer, methods=["POST"]),
         Route("/clips/{qid}/{side}", clip),
     ]
-    return _SecurityHeaders(Starlette(routes=routes, exception_handlers={OSError: storage_error}))
+    return _SecurityHeaders(
+        Starlette(
+            routes=routes,
+            exception_handlers={OSError: storage_error, _AnnotatorsUnreadable: annotators_error},
+        )
+    )
 
 
 def serve(

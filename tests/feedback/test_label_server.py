@@ -177,6 +177,50 @@ def test_a_full_or_read_only_folder_is_a_json_error_and_one_log_line(
     assert post(url, tokens["alice"], {"id": IDS[0], "answer": "a"}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("{not json", "is not a JSON annotators file"),
+        ("[1]", "is not a JSON annotators file"),
+        ('{"alice": 5}', "annotator 'alice'"),
+    ],
+)
+def test_an_unreadable_annotators_file_is_a_json_error_and_one_log_line(
+    server, caplog, text, words
+):
+    url, tokens, _ = server
+    path = server[2].root / "annotators.json"
+    good = path.read_text()
+    with caplog.at_level(logging.WARNING):
+        path.write_text(text)
+        replies = [
+            requests.get(f"{url}/api/next", headers=as_(tokens["alice"]).headers, timeout=10),
+            post(url, tokens["alice"], {"id": IDS[0], "answer": "a"}),
+        ]
+    for reply in replies:
+        assert reply.status_code == 503 and reply.headers["content-type"] == "application/json"
+        error = reply.json()["error"]
+        assert error.startswith("annotators file unreadable: ") and words in error
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(records) == len(replies) and all(r.exc_info is None for r in records)
+    assert all("\n" not in r.getMessage() and words in r.getMessage() for r in records)
+    path.write_text(good)  # fixed: the same token works again
+    assert as_(tokens["alice"]).get(f"{url}/api/next", timeout=10).status_code == 200
+
+
+def test_a_token_reissued_within_one_clock_tick_is_seen(server):
+    """The server rereads annotators.json when its inode, mtime or size changes: a reissue
+    that keeps the mtime (a coarse clock, or a copied timestamp) still replaces the token."""
+    url, tokens, queue = server
+    path = queue.root / "annotators.json"
+    assert as_(tokens["alice"]).get(f"{url}/api/next", timeout=10).status_code == 200
+    before = path.stat()
+    new = queue.add_annotators(["alice"], reissue=True)["alice"]
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the same mtime as before
+    assert as_(tokens["alice"]).get(f"{url}/api/next", timeout=10).status_code == 403
+    assert as_(new).get(f"{url}/api/next", timeout=10).status_code == 200
+
+
 def test_oversized_bodies_are_refused_declared_or_streamed(server):
     url, tokens, _ = server
     big = {"id": IDS[0], "answer": "a", "pad": "x" * MAX_BODY}

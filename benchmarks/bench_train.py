@@ -25,9 +25,11 @@ own section of benchmarks/RESULTS.md:
         [--seeds 0,1,2] [--device cpu] [--workers 1]
 
 Wall times exclude evaluation on both sides. Runs go to a temporary folder (``--keep DIR`` keeps
-them). ``--workers N`` runs the ``imitation`` and ``ppo`` parts' runs N at a time, each in its
-own process on one torch thread (the same numbers as one at a time; wall times then include
-the machine's sharing, alike on both sides of a comparison).
+them; run again with the same ``--keep``, finished runs on both sides are read back and
+unfinished ones of ours resume from their checkpoints). ``--workers N`` runs the ``imitation``
+and ``ppo`` parts' runs N at a time, each in its own process on one torch thread (the same
+numbers as one at a time; wall times then include the machine's sharing, alike on both sides
+of a comparison).
 """
 
 from __future__ import annotations
@@ -146,8 +148,12 @@ def mean_sd(values: list[float]) -> str:
     return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
 
 
-def imitation_run(seed: int, labels: int, preset: str) -> dict[str, Any]:
-    """One run of imitation's side (its own venv, a subprocess on one torch thread)."""
+def imitation_run(seed: int, labels: int, preset: str, out: Path | None = None) -> dict[str, Any]:
+    """One run of imitation's side (its own venv, a subprocess on one torch thread); with
+    ``out``, its summary is kept there and read back by a later call (as our runs' folders)."""
+    saved = None if out is None else out / f"imitation-{preset}-labels={labels}-seed={seed}.json"
+    if saved is not None and saved.exists():
+        return json.loads(saved.read_text())
     python = peer_python("imitation")
     command = [str(python), str(HERE / "peer_imitation_pendulum.py"), "--seed", str(seed)]
     command += ["--labels", str(labels), "--preset", preset]
@@ -155,6 +161,9 @@ def imitation_run(seed: int, labels: int, preset: str) -> dict[str, Any]:
     if result.returncode != 0:
         raise RuntimeError(f"imitation failed:\n{result.stderr[-3000:]}")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(summary))
     print(
         f"  imitation ({preset}) seed {seed}: return {summary['true_return_mean']:.1f}, "
         f"{summary['wall_seconds']:.1f} s",
@@ -172,7 +181,7 @@ def part_imitation(out: Path, seeds: list[int], device: str, workers: int = 1) -
     jobs: list[Any] = []
     for seed in seeds:  # interleaved, so machine load falls on both alike
         for preset in PRESETS:
-            jobs.append(lambda seed=seed, preset=preset: imitation_run(seed, 400, preset))
+            jobs.append(lambda seed=seed, preset=preset: imitation_run(seed, 400, preset, out))
         jobs.append(
             our_run("pendulum-pref-ppo", out, workers, seed=seed, labels=200, device=device)
         )

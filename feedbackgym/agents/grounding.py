@@ -534,36 +534,37 @@ class Grounding:
         return full, np.where(present.numpy(), bias.detach().numpy(), -np.inf)
 
     def _calibrate(self, x: np.ndarray, y: np.ndarray, groups: list[str], folds: int) -> None:
-        """Fit the temperature and floor on held-out patterns (cross-validation by group)."""
+        """Estimate the confusion model on held-out patterns (cross-validation by group)."""
         names = sorted(set(groups))
         order = np.random.default_rng(0).permutation(len(names))
         fold_of = {name: int(order[i]) % folds for i, name in enumerate(names)}
         fold = np.array([fold_of[g] for g in groups])
-        logits = np.zeros((len(y), len(FRAMES)))
+        heard = np.zeros((len(y), len(FRAMES)))
         usable = np.zeros(len(y), dtype=bool)
         for k in range(folds):
             out, kept = fold == k, fold != k
             if not out.any() or not kept.any():
                 continue
             weight, bias = self._fit(x[kept], y[kept])
-            logits[out] = x[out].astype(np.float64) @ weight + bias
+            heard[out] = _softmax(x[out].astype(np.float64) @ weight + bias)
             similarity = (x[out] @ x[kept].T).max(axis=1)
             # A frame no kept sentence has cannot be read at all: those sentences say nothing
             # about how often a frame is misread.
             usable[out] = (similarity >= self.min_similarity) & np.isfinite(bias[y[out]])
         present = np.isfinite(self.bias)
-        self.heldout_accuracy = float(np.mean(logits[usable].argmax(axis=1) == y[usable]))
+        self.heldout_accuracy = float(np.mean(heard[usable].argmax(axis=1) == y[usable]))
         self.heldout_sentences = int(usable.sum())
-        z, truth = logits[usable], y[usable]
-        best = (-np.inf, 1.0, 0.5)
-        for temperature in np.exp(np.linspace(np.log(0.25), np.log(20.0), 40)):
-            p = _softmax(np.where(np.isfinite(z), z / temperature, -np.inf))
-            p_true = p[np.arange(len(truth)), truth]
-            for eta in np.linspace(0.01, 0.9, 90):
-                score = float(np.log((1 - eta) * p_true + eta / present.sum()).sum())
-                if score > best[0]:
-                    best = (score, float(temperature), float(eta))
-        _, self.temperature, self.misread_floor = best
+        # Confusion counts said x heard (soft: the held-out probabilities), one pseudo-count
+        # per cell of the frames present; P(heard | said) by rows.
+        counts = np.zeros((len(FRAMES), len(FRAMES)))
+        np.add.at(counts, y[usable], heard[usable])
+        counts += np.outer(present, present)
+        with np.errstate(invalid="ignore"):
+            heard_given_said = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
+        # Bayes with a uniform prior over the frames present: P(said | heard).
+        column = heard_given_said.T
+        with np.errstate(invalid="ignore"):
+            self.confusion = np.nan_to_num(column / column.sum(axis=1, keepdims=True))
         wrong = int(np.sum(self._logits(x).argmax(axis=1) != y))
         self.seen_floor = (wrong + 1) / (len(y) + 2)
 
@@ -622,8 +623,7 @@ class Grounding:
             if frame_text in self._train_text_set:
                 q = (1 - self.seen_floor) * _softmax(z) + self.seen_floor * uniform
             else:
-                z = np.where(present, z / self.temperature, -np.inf)
-                q = (1 - self.misread_floor) * _softmax(z) + self.misread_floor * uniform
+                q = _softmax(z) @ self.confusion
             classes = self._frame_classes(hits, axes)
             self._cache[text] = (ok, q if ok else zeros, classes, frame_text if ok else "")
 

@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from feedbackgym.agents.corrections import LanguageGoalLearner
+from feedbackgym.agents.grounding import Grounding, HashingEncoder
+from feedbackgym.envs.point_goal import PointGoalEnv
 from feedbackgym.errors import ConfigError
 from feedbackgym.feedback import read_log
+from feedbackgym.feedback.language import LanguageTeacher
 from feedbackgym.studies.train import (
     Evaluator,
     TrainConfig,
@@ -233,6 +237,116 @@ def test_a_killed_run_keeps_its_checkpoints_and_resumes(tmp_path, monkeypatch, o
     assert [int(r["timesteps"]) for r in rows] == [250, 500, 750, 1000]
     assert (folder / "feedback.jsonl").read_bytes().startswith(log_before)
     assert len(answers(folder)) == config.labels  # answers after the save were dropped
+
+
+# ----- misread sentences ----------------------------------------------------------------------
+#: Phrasings the grounding was not fitted on (all but the amounts and "fp_vague"-style meanings).
+UNSEEN = {
+    "r_good": ["Oh yes, that was lovely work."],
+    "hp": ["Whoa, you landed perfectly on it."],
+    "r_bad": ["Hmm, that one was poor."],
+    "hn": [
+        "Oops, you ended up {amount} too far to the {direction} there.",
+        "Hmm, {amount} too far {direction} this time.",
+    ],
+    "fp": [
+        "Alright, next round go {amount} more {opposite}.",
+        "Let's head {amount} further {opposite} now.",
+    ],
+    "fn": ["Please, not so far {direction} again."],
+    "fp_keep": ["Yep, same again next time.", "Right, stick with it."],
+}  # fmt: skip
+#: What a misreading grounding hears instead of half of those phrasings: a confident reading of
+#: another meaning (right heard as wrong, a direction heard reversed), every time it is said.
+MISHEARD = {
+    "Oh yes": "That didn't go well.",
+    "Whoa": "Not good.",
+    "Yep": "Do it differently next time.",
+    "Oops": "Next time, move a little more side.",
+    "Let's head": "You went a little too far side.",
+}
+
+
+class Mishearing(HashingEncoder):
+    """The built-in encoder, except that a text holding a key of ``swap`` is encoded as that
+    key's value: the grounding reads the sentence, confidently, as that other one."""
+
+    swap: dict[str, str] = {}
+
+    def _embed(self, texts):
+        return super()._embed([next((v for k, v in self.swap.items() if k in t), t) for t in texts])
+
+
+@pytest.fixture(scope="module")
+def mishearing():
+    """A built-in grounding fitted on the true sentences that then mishears MISHEARD."""
+    encoder = Mishearing()
+    grounding = Grounding(encoder, PointGoalEnv.axis_names)
+    encoder.swap = dict(MISHEARD)
+    encoder._cache.clear()
+    grounding._cache.clear()
+    return grounding
+
+
+def goal_learner(grounding, teacher, n_targets, **kwargs):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env("feedbackgym/PointGoal-v0", n_envs=1, env_kwargs={"n_targets": n_targets})
+    learner = LanguageGoalLearner(env, teacher, **kwargs)
+    learner.grounding = grounding
+    return learner
+
+
+def attempt(learner, end, candidates, goal) -> None:
+    """One attempt that ended at ``end``, then the learner's question about it (if it asks)."""
+    final = np.concatenate([end, [0.0, 0.0], np.ravel(candidates)])[None]
+    learner._ask(final, None, None, None, np.asarray(candidates)[goal][None])
+
+
+def test_a_misread_phrasing_said_again_and_again_never_rules_the_goal_out(mishearing):
+    # The goal is left of where the point ends; the teacher always says the learner went a
+    # little too far right, in one phrasing the grounding hears as "move a little more right".
+    candidates = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, 0.6], [0.0, -0.6]])
+    one_phrasing = {"hn": UNSEEN["hn"][:1], "amount_small": ["a little"]}
+    teacher = LanguageTeacher(kinds=["hn"], templates=one_phrasing, rng=0)
+    learner = goal_learner(mishearing, teacher, 4, labels=10, ask="always", seed=0)
+    attempt(learner, np.zeros(2), candidates, 0)
+    assert learner.belief[0] > 0.05  # one misread sentence: the goal is not ruled out
+    for _ in range(9):
+        attempt(learner, np.zeros(2), candidates, 0)
+    assert learner.labels_used == 10
+    # The same misreading ten times is still one phrasing misread: the goal keeps a share of
+    # the belief set by the grounding's own error rate, and the learner is not confident.
+    assert learner.belief[0] > 0.05 and learner.belief.max() < 0.95
+    assert learner.describe()["unusable"] == 0
+
+
+def run_with_misreadings(grounding, seed: int, **kwargs) -> tuple[bool, float]:
+    """A lang-goal run on 10 random candidates (20 corrections, attempts that reach the
+    candidate aimed at); (ended on the goal, largest belief)."""
+    rng = np.random.default_rng(seed)
+    candidates = rng.uniform(-1.0, 1.0, (10, 2))
+    goal = int(rng.integers(10))
+    teacher = LanguageTeacher(templates=UNSEEN, rng=seed)
+    learner = goal_learner(grounding, teacher, 10, labels=20, seed=seed, **kwargs)
+    for _ in range(46):
+        target = learner._sample_targets(1)[0]
+        attempt(learner, candidates[target] + rng.normal(0.0, 0.02, 2), candidates, goal)
+    return learner.estimate == goal, float(learner.belief.max())
+
+
+def test_a_grounding_that_misreads_half_the_phrasings_still_ends_on_the_goal(mishearing):
+    # Half the teacher's phrasings are heard as another meaning at every use, among them every
+    # way it says "that was right". Each answer as evidence of its own (the likelihood before
+    # misreadings were modelled) ends on the goal in 27 of 40 seeds; with the meaning of a
+    # phrasing as one unknown, 36 of 40 (seeds 0-39 at the time of writing). 12 seeds here.
+    seeds = range(12)
+    runs = [run_with_misreadings(mishearing, s) for s in seeds]
+    right = sum(ok for ok, _ in runs)
+    assert right >= 10
+    assert not any(not ok and top >= 0.95 for ok, top in runs)  # never confidently wrong
+    each_answer = [run_with_misreadings(mishearing, s, misreads="answer") for s in seeds]
+    assert right > sum(ok for ok, _ in each_answer)
 
 
 # ----- the MiniLM encoder ---------------------------------------------------------------------

@@ -143,6 +143,15 @@ def test_several_paraphrases_per_meaning_are_drawn():
     assert len(set(sentences)) >= 3
 
 
+def test_the_table_says_which_template_each_sentence_comes_from():
+    templates = {"hn": ["Too far {direction}, {amount}.", "You overshot {direction}."]}
+    table = LanguageTeacher(templates=templates).table
+    hn = table["meaning"] == "hn"
+    for sentence, template in zip(table["sentence"][hn], table["template"][hn], strict=True):
+        assert sentence.startswith(("Too far", "You overshot")[template])
+    assert set(table["template"][hn]) == {0, 1}
+
+
 def test_wrong_direction_and_vagueness_rates_match_their_knobs():
     n = 4000
     agent = np.tile([2.0, 0.0], (n, 1))

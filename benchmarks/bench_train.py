@@ -26,7 +26,7 @@ own section of benchmarks/RESULTS.md:
 
 Wall times exclude evaluation on both sides. Runs go to a temporary folder (``--keep DIR`` keeps
 them; run again with the same ``--keep``, finished runs on both sides are read back and
-unfinished ones of ours resume from their checkpoints). ``--workers N`` runs the ``imitation``
+unfinished ones start over). ``--workers N`` runs the ``imitation``
 and ``ppo`` parts' runs N at a time, each in its own process on one torch thread (the same
 numbers as one at a time; wall times then include the machine's sharing, alike on both sides
 of a comparison).
@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,10 @@ def run(config_name: str, out: Path, **overrides: Any) -> dict[str, Any]:
     options = {**load_yaml(CONFIGS / f"{config_name}.yaml"), **overrides, "progress": False}
     tag = "-".join(f"{k}={v}" for k, v in sorted(overrides.items()) if k != "device")
     folder = out / f"{config_name}-{tag}".replace("/", "_").replace(" ", "")
+    if folder.exists() and not (folder / "summary.json").exists():
+        # An unfinished run (a kept folder) starts over: each figure is then what the
+        # uninterrupted `feedbackgym train` command gives, not a resumed run's.
+        shutil.rmtree(folder)
     summary = train(TrainConfig.from_dict(options), folder)
     summary["folder"] = str(folder)
     print(

@@ -13,8 +13,9 @@ reductions, compared to a relative 1e-9: their summation order may follow the ve
 Torch runs on one thread here (the policy, and the reward model's fits, which take every core
 by default), so the number of cores cannot move a figure. A CPU with other float kernels
 (torch's AVX2 vs AVX512 paths, oneDNN's) gives other last bits, which training amplifies: the
-stored figures are then this platform's (``golden.json`` records the one they were made on, and a
-failure names both); regenerate them there rather than loosen the tolerance.
+stored figures are then this platform's (``golden.json`` records the one they were made on): on
+another platform the learners' cases are skipped with a line naming both, the numpy-only bandit
+and dueling cases still compared; regenerate them there rather than loosen the tolerance.
 """
 
 from __future__ import annotations
@@ -252,6 +253,10 @@ CASES: dict[str, tuple[str, Callable[[Path], dict[str, Any]]]] = {
 }
 
 
+#: Cases computed by numpy / numba alone: compared on every platform (to RTOL).
+NUMPY_ONLY = ("bandit-regret", "dueling-regret")
+
+
 # ----- comparing and regenerating -----------------------------------------------------------
 def platform() -> str:
     """What the figures depend on besides the code: the float kernels torch and numpy pick,
@@ -339,6 +344,10 @@ def test_golden_figures(name, tmp_path, store):
         if store.get("platform") == platform()
         else f" (stored on {store.get('platform')}; this machine: {platform()})"
     )
+    if where and name not in NUMPY_ONLY:
+        # torch's float kernels differ by CPU (AVX2 vs AVX512) and training amplifies the last
+        # bits: a learner's figures hold on the platform they were stored on only
+        pytest.skip(f"golden figures of {name} are per platform{where}")
     check(name, store["figures"][name], figures, where)
 
 

@@ -9,13 +9,16 @@ Learners from language corrections share two parts:
 - a **grounding** (:class:`Grounding`): a multinomial logistic regression from sentence vectors to
   what the sentence means in the task's space: "that was right", "that was wrong", "move (a
   little / a lot) towards +x", "the x part was right". It is fitted on the sentences of the
-  shipped template file only (through :attr:`LanguageTeacher.table`), so phrasings a user's
-  template file adds test it honestly. Sentences far from everything it was fitted on (empty,
-  off-topic) are flagged unusable; learners count them and ignore them.
+  shipped template file (through :attr:`LanguageTeacher.table`) and on phrasings composed from
+  the parts of ``templates/grounding.yaml``, never on a file that measures it
+  (``templates/paraphrases.yaml``, the tests' development set, the benchmark's independently
+  written phrasings), and it reads each sentence with its own error rate on phrasings it did
+  not see (a confusion model estimated by cross-validation). Sentences far from everything it
+  was fitted on (empty, off-topic) are flagged unusable; learners count them and ignore them.
 
-:meth:`Grounding.likelihood` turns grounded sentences into the likelihood of hypotheses about the
-goal (where the learner should have ended, which arm is best), so every learner from corrections
-(the PointGoal goal learner, the language-bandit agent) does its Bayesian update with one rule.
+:meth:`Grounding.consistency` says which meanings agree with which hypotheses about the goal
+(where the learner should have ended, which arm is best), so every learner from corrections (the
+PointGoal goal learner, the language-bandit agent) builds its Bayesian update on one rule.
 """
 
 from __future__ import annotations
@@ -333,18 +336,20 @@ class Grounding:
     (:func:`compositional_frames`: more verbs, amounts, word orders, imperative and
     descriptive forms of each frame; ``compositional=False`` leaves them out).
 
-    **Calibration: how often it misreads.** The classifier's own probabilities are those of a
-    model that saw its sentences; a phrasing it never saw is misread far more often than they
-    say. The grounding therefore estimates its error on phrasings it did not see by
-    cross-validation over *patterns* (``folds`` folds; every sentence of a template or grammar
-    pattern is held out together, so a held-out sentence is a new construction, not a new
-    direction word), and calibrates: ``q = (1 - eta) softmax(logits / T) + eta / F``, the
-    temperature ``T`` (Guo et al. 2017, "On Calibration of Modern Neural Networks") and the
-    floor ``eta`` fitted by maximum likelihood on the held-out predictions. A sentence whose
-    frame text is one it was fitted on is read with ``T = 1`` and the floor of its training
-    error instead (``(errors + 1) / (sentences + 2)``, Laplace). :meth:`read` gives ``q``: the
-    probability of each frame *having been said*, never zero, so one misread sentence cannot
-    rule any meaning out (the learners' likelihoods build on it, see
+    **A confusion model: how often it misreads.** The classifier's own probabilities are those
+    of a model that saw its sentences; a phrasing it never saw is misread far more often than
+    they say. The grounding estimates its errors on phrasings it did not see by cross-validation
+    over *patterns* (``folds`` folds; every sentence of a template or grammar pattern is held
+    out together, so a held-out sentence is a new construction, not a new direction word): the
+    held-out probabilities give the confusion counts ``N[said, heard]`` (one pseudo-count per
+    cell), hence ``P(heard | said)``, the observer error rates of Dawid & Skene (1979,
+    "Maximum Likelihood Estimation of Observer Error-Rates Using the EM Algorithm"), and by
+    Bayes with a uniform prior over frames ``confusion[heard, said] = P(said | heard)``. A
+    sentence it never saw is read as ``q(said) = sum_heard p(heard | sentence) confusion[heard,
+    said]``; one whose frame text it was fitted on as ``(1 - e) p + e / F``, ``e`` its training
+    error with Laplace smoothing (``seen_floor``). :meth:`read` gives ``q``, the probability of
+    each frame *having been said*, never zero, so one misread sentence cannot rule a meaning
+    out; the learners' likelihoods build on it (see
     :class:`~feedbackgym.agents.corrections.LanguageGoalLearner`). ``heldout_accuracy`` is the
     cross-validated accuracy on usable held-out sentences.
 

@@ -4,8 +4,9 @@ Each cell (learner, encoder, budget, seed) is one ordinary training run
 (:func:`feedbackgym.studies.train.train`) in its own run folder under ``out``, so a study that is
 stopped resumes cell by cell and every cell can be opened like any other run. The study then
 reads the cells' ``summary.json`` back and writes ``study.csv`` (one row per learner and budget:
-mean success, its standard error, answers used) and ``success_vs_interactions.png`` (success
-against interactions, every learner on the same axes).
+mean success, its standard error, answers used, unusable answers, and how many runs ended on a
+wrong goal, confidently so, or with every answer of the budget used) and
+``success_vs_interactions.png`` (success against interactions, every learner on the same axes).
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ STUDY_COLUMNS = (
     "success_se",
     "labels_used_mean",
     "unusable_mean",
+    "all_labels_used_runs",
+    "wrong_runs",
+    "confident_wrong_runs",
 )
+#: A run "ends confidently wrong" when its final belief puts at least this on a wrong goal
+#: (the goal learners' default ``confidence``, at which they stop asking).
+CONFIDENT = 0.95
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,10 @@ def _slug(name: str) -> str:
 def summarise(
     out: Path, learners: Sequence[Learner], budgets: Sequence[int], seeds: Sequence[int]
 ) -> list[dict[str, Any]]:
-    """Mean success per learner and budget from the cells' summaries; writes study.csv."""
+    """Success per learner and budget from the cells' summaries; writes study.csv. A run is
+    wrong when it succeeds in under half its evaluation episodes (the goal learners go for one
+    candidate, so a run succeeds in all or none), confidently wrong when besides its final
+    ``belief_max`` is at least :data:`CONFIDENT`."""
     rows = []
     for learner in learners:
         for budget in budgets:
@@ -132,6 +142,8 @@ def summarise(
                 for s in seeds
             ]
             success = np.array([s["success_rate"] for s in summaries], dtype=float)
+            wrong = success < 0.5
+            belief = np.array([s.get("belief_max", np.nan) for s in summaries], dtype=float)
             rows.append(
                 {
                     "learner": learner.name,
@@ -145,6 +157,9 @@ def summarise(
                     "unusable_mean": float(
                         np.mean([s.get("unusable_answers", 0) or 0 for s in summaries])
                     ),
+                    "all_labels_used_runs": int(sum(s["labels_used"] >= budget for s in summaries)),
+                    "wrong_runs": int(wrong.sum()),
+                    "confident_wrong_runs": int((wrong & (belief >= CONFIDENT)).sum()),
                 }
             )
     io.write_csv(out / "study.csv", STUDY_COLUMNS, [[r[c] for c in STUDY_COLUMNS] for r in rows])

@@ -380,6 +380,7 @@ BAD = [  # overrides of tiny(), what the one-line error must say
     ({"algo_kwargs": {"n_steps": 64}}, "algo 'lang-goal' has no RL algorithm; algo_kwargs"),
     ({"labels": 0}, "labels must be a positive integer, got 0"),
     ({"learner_kwargs": {"ask": "sometimes"}}, "ask must be one of 'always', 'uncertain'"),
+    ({"learner_kwargs": {"misreads": "never"}}, "misreads must be one of 'phrasing', 'answer'"),
     ({"learner_kwargs": {"beta": 2.0}}, "unexpected keyword argument 'beta'"),
     (
         {"teacher": "budget", "teacher_kwargs": {"model": {"name": "language"}, "max_queries": 3}},

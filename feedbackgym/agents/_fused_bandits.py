@@ -22,8 +22,11 @@ Where the fused loops deviate from the step path (besides the streams):
   sqrt(1 / n)``, whose last bit may differ from ``mean + sqrt(alpha log t / n)``: equal (mean,
   n) pairs still tie exactly (lowest arm first), as on the step path. It keeps the argmax of
   the arms not pulled last, which stays put until the bonus reaches the next crossing of two
-  indices (``_ucb1_others``), so a step compares two indices instead of K; indices within
-  float rounding of a crossing may be ordered differently from a full scan.
+  indices, so a step compares two indices instead of K; when the pulled arm changes or a
+  crossing comes, K - 1 indices are scanned (``_ucb1_others``), or, above
+  ``TOURNAMENT_ARMS`` arms, a kinetic tournament (``_ucb1_node``) replays the log2 K matches
+  above the two leaves that changed, or those a crossing turned. Indices within float
+  rounding of a crossing may be ordered differently from a full scan.
 - KL-UCB (Garivier & Cappé 2011) uses the step kernel's Newton solver and bounds
   (``_kernels._kl_ucb_exact``, ``_kl_ucb_bound``, the tangent bound of an arm's cached index,
   kept here for arms with mean 0 too) and, before any Newton step, checks whether a lower
@@ -94,7 +97,11 @@ TABLE_PULLS, TABLE_BINS = 64, 256
 #: An arm whose theta exceeds the threshold with probability above DRAW_TAIL is drawn at
 #: every step instead (its crossings would cost more than its draws).
 DRAW_TAIL = 0.25
+#: UCB1 keeps its argmax in a tournament above this many arms (below, a scan is as fast)
+TOURNAMENT_ARMS = 32
 _ENV, _AGENT = 0, 1  # the two streams of a run, in its local state array
+#: splitmix64's counter advances by _GOLDEN a word: words drawn = advance * its inverse mod 2^64
+_GOLDEN_INVERSE = np.uint64(pow(int(_GOLDEN), -1, 2**64))
 
 
 # ----- the env: a reward draw and the regret bookkeeping ---------------------------------------
@@ -139,6 +146,10 @@ def ucb1_loop(
     # computing them in the loop, without a log and two square roots per step).
     scale = np.zeros(horizon)
     width_of = np.zeros(horizon + 1)
+    tournament = n_arms > TOURNAMENT_ARMS
+    size = 1
+    while size < n_arms:
+        size *= 2
     for t in range(1, horizon + 1):
         width_of[t] = math.sqrt(1.0 / t)
         if t < horizon:
@@ -151,10 +162,15 @@ def ucb1_loop(
         sums = np.zeros(n_arms)
         mean = np.zeros(n_arms)
         width = np.zeros(n_arms)  # sqrt(1 / n_k)
+        # the tournament of every arm but the one pulled last (``_ucb1_node``): leaves at
+        # ``size + k``, -1 for an arm out of it
+        win = np.full(2 * size, -1, dtype=np.int64)
+        expiry = np.full(2 * size, np.inf)
+        scratch = np.empty(4 * size, dtype=np.int64)
         regret = 0.0
         cp = 0
         last = 0  # the arm pulled at the step before
-        left_out = -1  # the arm the cached argmax leaves out
+        left_out = -1  # the arm the cached argmax (scan or tournament) leaves out
         other = 0  # the first argmax of every other arm's index, for as long as bonus < until
         until = -1.0
         for t in range(horizon):  # t: updates so far, as the agent's own t
@@ -162,12 +178,32 @@ def ucb1_loop(
                 arm = t
             else:
                 bonus = scale[t]
-                if left_out != last or bonus >= until:
-                    left_out = last
-                    other, until = _ucb1_others(mean, width, bonus, left_out)
-                mine = mean[last] + bonus * width[last]
-                theirs = mean[other] + bonus * width[other]
-                arm = last if mine > theirs or (mine == theirs and last < other) else other
+                if not tournament:  # a scan of the K - 1 others, when needed
+                    if left_out != last or bonus >= until:
+                        left_out = last
+                        other, until = _ucb1_others(mean, width, bonus, left_out)
+                else:
+                    if t == n_arms:  # every arm pulled once: the tournament starts
+                        for k in range(n_arms):
+                            win[size + k] = k
+                        for i in range(size - 1, 0, -1):
+                            _ucb1_node(win, expiry, mean, width, bonus, i)
+                    if left_out != last:  # the arm left out comes back, the one pulled leaves
+                        if left_out >= 0:
+                            win[size + left_out] = left_out
+                            _ucb1_path(win, expiry, mean, width, bonus, size + left_out)
+                        win[size + last] = -1
+                        _ucb1_path(win, expiry, mean, width, bonus, size + last)
+                        left_out = last
+                    if bonus >= expiry[1]:  # some match may have turned: replay those
+                        _ucb1_replay(win, expiry, mean, width, bonus, scratch)
+                    other = win[1]
+                arm = last
+                if other >= 0:
+                    mine = mean[last] + bonus * width[last]
+                    theirs = mean[other] + bonus * width[other]
+                    if not (mine > theirs or (mine == theirs and last < other)):
+                        arm = other
             r = _reward(state, mu[arm], gaussian, sigma)
             counts[arm] += 1
             sums[arm] += r
@@ -205,6 +241,85 @@ def _ucb1_others(
             if wider > 0.0:
                 until = min(until, (mean[other] - mean[k]) / wider)
     return other, until - 1e-9 * abs(until)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ucb1_node(
+    win: np.ndarray,
+    expiry: np.ndarray,
+    mean: np.ndarray,
+    width: np.ndarray,
+    bonus: float,
+    i: int,
+) -> None:
+    """Match ``i`` of UCB1's tournament (a kinetic tournament tree, Basch, Guibas & Hershberger
+    1999): the first argmax of ``mean + bonus * width`` over its two children's winners (the
+    left one, of lower indices, on a tie), and the bonus up to which every match under it
+    stands: a loser of larger width overtakes its winner at bonus (m_w - m_l) / (w_l - w_w),
+    the others never do while the counts stay as they are (a small margin before the
+    crossing, against float rounding)."""
+    left, right = win[2 * i], win[2 * i + 1]
+    if left < 0 or right < 0:
+        win[i] = right if left < 0 else left
+        expiry[i] = expiry[2 * i + 1] if left < 0 else expiry[2 * i]
+        return
+    winner, loser = left, right
+    if mean[right] + bonus * width[right] > mean[left] + bonus * width[left]:
+        winner, loser = right, left
+    until = np.inf
+    wider = width[loser] - width[winner]
+    if wider > 0.0:
+        until = (mean[winner] - mean[loser]) / wider
+        until -= 1e-9 * abs(until)
+    win[i] = winner
+    expiry[i] = min(until, expiry[2 * i], expiry[2 * i + 1])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ucb1_path(
+    win: np.ndarray,
+    expiry: np.ndarray,
+    mean: np.ndarray,
+    width: np.ndarray,
+    bonus: float,
+    leaf: int,
+) -> None:
+    """Replay the matches from a leaf that changed up to the final."""
+    i = leaf >> 1
+    while i >= 1:
+        _ucb1_node(win, expiry, mean, width, bonus, i)
+        i >>= 1
+
+
+@njit(cache=True, error_model="numpy")
+def _ucb1_replay(
+    win: np.ndarray,
+    expiry: np.ndarray,
+    mean: np.ndarray,
+    width: np.ndarray,
+    bonus: float,
+    scratch: np.ndarray,
+) -> None:
+    """Replay every match that may have turned by ``bonus`` (its expiry reached), children
+    before parents; the matches under a standing one stand too. ``scratch``: 4 x the leaves."""
+    leaves = expiry.size // 2
+    order = scratch[: 2 * leaves]  # the expired matches, parents first
+    stack = scratch[2 * leaves :]
+    found, top = 0, 0
+    stack[0] = 1
+    while top >= 0:
+        i = stack[top]
+        top -= 1
+        if expiry[i] > bonus:
+            continue
+        order[found] = i
+        found += 1
+        if i < leaves:  # a match (leaves, i >= leaves, never expire): its two children
+            stack[top + 1] = 2 * i
+            stack[top + 2] = 2 * i + 1
+            top += 2
+    for j in range(found - 1, -1, -1):
+        _ucb1_node(win, expiry, mean, width, bonus, order[j])
 
 
 # ----- KL-UCB ------------------------------------------------------------------------------------
@@ -555,6 +670,7 @@ def _argmax_except(values: np.ndarray, skip: int) -> int:
 def thompson_beta_loop(
     means: np.ndarray,
     bins: np.ndarray,
+    work: np.ndarray,
     steps: np.ndarray,
     env_seeds: np.ndarray,
     agent_seeds: np.ndarray,
@@ -580,8 +696,12 @@ def thompson_beta_loop(
     threshold is one reference (unless it is always drawn), set from the leader's posterior
     when the leader has fallen close to it and at steps 2^j; an arm's tail is recomputed after
     it is pulled or stops leading.
+
+    ``work``: (runs, 2) to count, per run, the thetas drawn (full, conditioned or within a
+    bin) and the agent stream's uniforms (64-bit words) it took; (0, 2) not to.
     """
     n_runs, n_arms = means.shape
+    counting = work.shape[0] > 0
     horizon = steps[-1]
     never = horizon + 1
     shapes = _shape_constants(horizon + 2)
@@ -618,6 +738,7 @@ def thompson_beta_loop(
         high = np.empty(n_arms)
         binned = np.zeros(n_arms, dtype=np.bool_)
         regret = 0.0
+        variates = 0
         cp = 0
         t = 0
         while t < horizon:
@@ -646,6 +767,7 @@ def thompson_beta_loop(
                     else:
                         low[k] = high[k] = _draw(state, shapes, a, b, k)
                         binned[k] = False
+                        variates += 1
                     if low[k] > floor:
                         floor, first = low[k], k
                 arm, top = first, -1.0
@@ -659,6 +781,7 @@ def thompson_beta_loop(
                             theta = low[k]
                             if binned[k]:
                                 theta = _beta_within(state, a[k], b[k], low[k], high[k])
+                                variates += 1
                             if theta > top:
                                 top, arm = theta, k
             else:
@@ -716,6 +839,7 @@ def thompson_beta_loop(
                     break
                 arm = lead  # until the next event: every theta_k <= q_k <= ell < theta_lead
                 if t >= next_any:
+                    variates += 1 + n_drawn
                     if ell >= 1.0:  # theta_lead <= ell always: no condition
                         cand = t + 1
                         top = _draw(state, shapes, a, b, lead)
@@ -746,6 +870,8 @@ def thompson_beta_loop(
                                 theta = -1.0  # theta_k <= q_k <= top: cannot win, not drawn
                             else:  # P(theta_k <= q_k) = 1 - tail_k >= 1/2
                                 theta = _beta_side(state, shapes, a, b, k, q[k], True, 1.0)
+                            if theta >= 0.0:
+                                variates += 1
                             if theta > top:
                                 top = theta
                                 arm = k
@@ -783,6 +909,9 @@ def thompson_beta_loop(
                 out[n, cp] = regret
                 cp = min(cp + 1, steps.size - 1)
             t += 1
+        if counting:
+            work[n, 0] = variates
+            work[n, 1] = (state[_AGENT] - agent_seeds[n]) * _GOLDEN_INVERSE
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -897,7 +1026,7 @@ def fuse_thompson(env: Any, agent: ThompsonSampling, metric: str) -> Run | None:
     if agent.prior == "beta":
         if type(env) is not BernoulliBanditVec:
             return None
-        return _runner(env, agent, thompson_beta_loop, quantile_bins())
+        return _runner(env, agent, thompson_beta_loop, quantile_bins(), np.zeros((0, 2)))
     return _runner(env, agent, thompson_gaussian_loop, *_env_noise(env), float(agent.sigma))
 
 

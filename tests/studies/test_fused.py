@@ -251,3 +251,51 @@ def test_a_folder_from_before_fused_loops_resumes_step_by_step(tmp_path):
     assert resumed.paths == {"ucb1": "steps", "exp3": "steps"}
     with pytest.raises(ConfigError, match="steps path, not fused"):
         run_study(study(path="fused", agents=["ucb1"]), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("n_arms", [10, fb.TOURNAMENT_ARMS + 8])
+def test_fused_ucb1_pulls_the_argmax_of_every_index_at_every_step(n_arms):
+    """The fused UCB1 keeps its argmax by a scan of the others when needed, or (above
+    ``TOURNAMENT_ARMS`` arms) a kinetic tournament: either way every pull is the first argmax
+    of ``mean + sqrt(2 log t) sqrt(1 / n)`` over all K, as a plain loop over the same reward
+    stream finds it. Close means make many crossings."""
+    means = np.round(0.6 - 0.01 * np.arange(n_arms), 6)
+    horizon = 3000
+    seeds = np.array([12345], dtype=np.uint64), np.array([678], dtype=np.uint64)
+    out = np.zeros((1, horizon))
+    fb.ucb1_loop(means[None], False, 0.0, 2.0, np.arange(1, horizon + 1), *seeds, out)
+    state = np.array([seeds[0][0], seeds[1][0]], dtype=np.uint64)
+    counts, sums = np.zeros(n_arms), np.zeros(n_arms)
+    gap = means.max() - means
+    regret, curve = 0.0, np.zeros(horizon)
+    for t in range(horizon):
+        if t < n_arms:
+            arm = t
+        else:
+            index = sums / counts + math.sqrt(2.0 * math.log(t)) * np.sqrt(1.0 / counts)
+            arm = int(np.argmax(index))
+        counts[arm] += 1
+        sums[arm] += 1.0 if fb._uniform(state, 0) < means[arm] else 0.0
+        regret += gap[arm]
+        curve[t] = regret
+    np.testing.assert_array_equal(out[0], curve)
+
+
+def test_fused_thompson_counts_its_draws_without_changing_a_number():
+    """``work`` gets, per run, the thetas drawn and the agent's uniforms taken (what
+    bench_fused.py compares with the machine's draws per second); counting or not, the same
+    regret."""
+    runs, horizon = 6, 4000
+    means = np.tile(np.round(0.65 - 0.015 * np.arange(10), 6), (runs, 1))
+    seeds = [np.random.SeedSequence(s).generate_state(runs, dtype=np.uint64) for s in (1, 2)]
+    steps = np.array([horizon // 2, horizon])
+    plain, counted = np.zeros((runs, 2)), np.zeros((runs, 2))
+    work = np.zeros((runs, 2))
+    fb.thompson_beta_loop(means, fb.quantile_bins(), np.zeros((0, 2)), steps, *seeds, plain)
+    fb.thompson_beta_loop(means, fb.quantile_bins(), work, steps, *seeds, counted)
+    np.testing.assert_array_equal(plain, counted)
+    thetas, words = work[:, 0], work[:, 1]
+    # each theta costs at least one uniform, and with ten arms this close some are drawn often
+    assert np.all(thetas > horizon) and np.all(words >= thetas)
+    assert np.all(words == np.round(words)) and np.all(words < 100 * horizon)
+    assert int(fb._GOLDEN) * int(fb._GOLDEN_INVERSE) % 2**64 == 1

@@ -258,13 +258,14 @@ def _kl_ucb_bound(p: float, level: float) -> float:
 def kl_ucb_choose(
     counts: np.ndarray,
     sums: np.ndarray,
-    log_t: float,
+    log_t: np.ndarray,
     c: float,
     tol: float,
     cache: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """For each run, the arm with the largest KL-UCB index (unpulled arms first).
+    """For each run n, the arm with the largest KL-UCB index at its own ``log_t[n]`` (unpulled
+    arms first).
 
     Exact, but most indices are never computed: an arm whose upper bound cannot beat the best
     index found so far is skipped, and the empirically best arm is evaluated first. The bound of
@@ -293,7 +294,7 @@ def kl_ucb_choose(
         for j in range(n_arms):
             k = lead if j == 0 else (j - 1 if j - 1 < lead else j)
             p = sums[n, k] / counts[n, k]
-            level = c * log_t / counts[n, k]
+            level = c * log_t[n] / counts[n, k]
             upper = _kl_ucb_bound(p, level)
             if cache[n, k, 0] >= 0.0:
                 upper = min(upper, cache[n, k, 1] + (level - cache[n, k, 0]) * cache[n, k, 2])

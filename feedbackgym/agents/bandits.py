@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from feedbackgym.agents import _kernels
-from feedbackgym.agents.base import BanditAgent, by_clock, log_clock, register_agent
+from feedbackgym.agents.base import BanditAgent, log_clock, register_agent
 from feedbackgym.errors import ConfigError, check_range
 
 
@@ -170,14 +170,11 @@ class KLUCB(_CountingAgent):
         super()._learn_items(actions, rewards, mask)
 
     def predict(self, obs: Any = None) -> np.ndarray:
-        by_clock(self.t, self._choose, self.counts, self.sums, self._index_cache, self._out)
+        log_t = log_clock(np.maximum(self.t, 1))
+        _kernels.kl_ucb_choose(
+            self.counts, self.sums, log_t, self.c, self.tol, self._index_cache, self._out
+        )
         return self._out.copy()
-
-    def _choose(
-        self, t: int, counts: np.ndarray, sums: np.ndarray, cache: np.ndarray, out: np.ndarray
-    ) -> None:
-        """The kernel's choice for runs whose clock is ``t``."""
-        _kernels.kl_ucb_choose(counts, sums, math.log(max(t, 1)), self.c, self.tol, cache, out)
 
 
 def thompson_prior(prior: str, reward_family: str | None, name: str) -> str:

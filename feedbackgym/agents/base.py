@@ -228,14 +228,22 @@ class BanditAgent:
         return cls(int(env.single_action_space.n), **kwargs)
 
 
+#: ``math.log(k)`` for k = 1, 2, ... (entry 0 unused), grown as larger clocks are seen.
+_LOGS = np.zeros(1)
+
+
 def log_clock(t: np.ndarray) -> np.ndarray:
-    """``math.log`` of every run's clock ``t`` (entries >= 1), bit for bit: one ``math.log`` per
-    distinct value (``np.log`` may differ from it in the last bit)."""
+    """``math.log`` of every run's clock ``t`` (entries >= 1), bit for bit (``np.log`` may
+    differ from it in the last bit): read off a table of ``math.log`` values."""
+    global _LOGS
     first = int(t[0])
     if (t == first).all():  # always so without delays: every run has learned as often
         return np.full(t.shape, math.log(first))
-    values, inverse = np.unique(t, return_inverse=True)
-    return np.array([math.log(v) for v in values.tolist()])[inverse]
+    top = int(t.max())
+    if top >= _LOGS.size:
+        size = max(2 * _LOGS.size, top + 1, 1024)
+        _LOGS = np.array([0.0] + [math.log(k) for k in range(1, size)])
+    return _LOGS[t]
 
 
 def by_clock(t: np.ndarray, step: Callable[..., Any], *per_run: np.ndarray) -> None:

@@ -69,6 +69,8 @@ class EpsilonGreedy(_CountingAgent):
     :param c: scale of the decaying schedule, > 0.
     """
 
+    predict_state = ()
+
     def __init__(
         self,
         n_arms: int,
@@ -108,6 +110,8 @@ class UCB1(_CountingAgent):
     :param alpha: exploration constant, > 0.
     """
 
+    predict_state = ()
+
     def __init__(
         self, n_arms: int, n_runs: int = 1, seed: int | None = None, alpha: float = 2.0
     ) -> None:
@@ -142,6 +146,7 @@ class KLUCB(_CountingAgent):
     """
 
     needs_unit_rewards = True
+    predict_state = ("_index_cache", "_out")
 
     def __init__(
         self,
@@ -207,6 +212,8 @@ class ThompsonSampling(_CountingAgent):
     :param reward_family: filled in from the env by ``from_env`` (used by ``prior="auto"``).
     """
 
+    predict_state = ("_streams", "_out")
+
     def __init__(
         self,
         n_arms: int,
@@ -270,6 +277,7 @@ class EXP3(BanditAgent):
     """
 
     needs_unit_rewards = True
+    predict_state = ("_probs",)
 
     def __init__(
         self, n_arms: int, n_runs: int = 1, seed: int | None = None, eta_scale: float = 1.0

@@ -47,6 +47,9 @@ class BanditAgent:
     #: The agent learns correctly from feedback that arrives late (``--delay``); agents whose
     #: state assumes this step's outcome belongs to this step's choice say False.
     delay_ok: ClassVar[bool] = True
+    #: The per-run arrays ``predict`` changes (None: not declared, any of them). Wrappers that
+    #: ask an agent again for some runs only (``qpmd``) keep these of the other runs.
+    predict_state: ClassVar[tuple[str, ...] | None] = None
     registry_name: ClassVar[str] = ""
 
     def __init__(

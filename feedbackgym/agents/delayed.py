@@ -132,7 +132,7 @@ class QueuedDelayReduction(BanditAgent):
         asking = np.ones(self.n_runs, dtype=bool)
         while True:
             idle = self._rows[~asking]
-            saved = _snapshot(self.base, idle) if idle.size else {}
+            saved = _snapshot(self.base, idle, self.base.predict_state) if idle.size else {}
             arms = np.asarray(self.base.predict(obs), dtype=np.int64)
             if saved:  # asking again changes nothing for the runs that are done
                 _restore(self.base, idle, saved)
@@ -346,8 +346,13 @@ class BatchedThompsonSampling(BanditAgent):
         return super().from_env(env, seed=seed, **params)
 
 
-def _snapshot(agent: BanditAgent, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The per-run state (ndarrays with a leading n_runs axis) of ``agent`` in ``rows``."""
+def _snapshot(
+    agent: BanditAgent, rows: np.ndarray, names: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """The per-run state (ndarrays with a leading n_runs axis) of ``agent`` in ``rows``: the
+    arrays ``names``, or all of them (None)."""
+    if names is not None:
+        return {name: getattr(agent, name)[rows].copy() for name in names}
     return {
         name: value[rows].copy()
         for name, value in vars(agent).items()

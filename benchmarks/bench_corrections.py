@@ -30,6 +30,7 @@ seeds, with --print-only) is summarised by one more run over all seeds.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -198,7 +199,16 @@ def main() -> None:
     if "unseen" in parts:
         lines += unseen_part(root, clean, lang, seeds)
 
-    lines += [f"Whole benchmark ({', '.join(parts)}): {time.perf_counter() - begin:.0f} s."]
+    cells = [
+        json.loads(path.read_text())["wall_seconds"]
+        for path in root.glob("*/*/labels-*/seed-*/summary.json")
+        if int(path.parent.name.removeprefix("seed-")) in seeds
+    ]
+    lines += [
+        f"Whole benchmark ({', '.join(parts)}): {len(cells)} runs taking {sum(cells):.0f} s "
+        f"together (`wall_seconds` of their summaries); this process "
+        f"{time.perf_counter() - begin:.0f} s (runs already in --keep are read back)."
+    ]
     if set(parts) == set(PARTS) and not args.print_only:
         update_section("bench_corrections", "\n".join(lines))
     print("\n".join(lines))

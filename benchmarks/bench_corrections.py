@@ -129,6 +129,13 @@ def main() -> None:
         "grounding's held-out error rates and treats the meaning of each phrasing as one "
         "unknown across its answers.",
         "",
+        "Changed since the measurement of 2026-11-25 (issue 23, item 9): the grounding (phrasings "
+        "composed from `templates/grounding.yaml`, direction words inside idioms read as words, "
+        "a confusion model from held-out patterns) and lang-goal's likelihood (one unknown per "
+        "phrasing instead of independent answers); the unseen-phrasing rows now include "
+        "phrasings written independently of the grounding, with the runs' corrections, "
+        "unusable answers and wrong endings.",
+        "",
     ]
     begin = time.perf_counter()
     encoders = ["builtin", "minilm"]

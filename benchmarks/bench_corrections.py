@@ -206,9 +206,11 @@ def main() -> None:
     if "unseen" in parts:
         lines += unseen_part(root, clean, lang, seeds)
 
+    folders = {"clean": "clean10", "three": "clean3", "noisy": "noisy", "unseen": "unseen"}
     cells = [
         json.loads(path.read_text())["wall_seconds"]
-        for path in root.glob("*/*/labels-*/seed-*/summary.json")
+        for part in parts
+        for path in (root / folders[part]).glob("*/labels-*/seed-*/summary.json")
         if int(path.parent.name.removeprefix("seed-")) in seeds
     ]
     lines += [

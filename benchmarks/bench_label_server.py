@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import update_section  # noqa: E402
 
 from feedbackgym.feedback import HumanTeacher, LabelQueue, Segments  # noqa: E402
-from feedbackgym.feedback.human import query_id  # noqa: E402
+from feedbackgym.feedback.human.teacher import query_id  # noqa: E402
 
 LEVELS = (1, 4, 20)
 #: The issue's target: the page answers within this at the 99th percentile (20 annotators).

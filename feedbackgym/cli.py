@@ -365,7 +365,7 @@ def _sweep(args: argparse.Namespace) -> None:
 
 def _label(args: argparse.Namespace) -> None:
     from feedbackgym.feedback.human import LabelQueue
-    from feedbackgym.feedback.label_server import check_host, make_app, serve
+    from feedbackgym.feedback.human.server import check_host, make_app, serve
 
     check_host(args.host)  # before the folder or its tokens are written
     if not 0 < args.port < 65536:
@@ -391,7 +391,7 @@ def _calibrate(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from feedbackgym.feedback.calibration import calibrate, save_learned
+    from feedbackgym.feedback.human.calibration import calibrate, save_learned
 
     log = Path(args.log)
     fits, learned = calibrate(

@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from feedbackgym.feedback import FeedbackLog, LabelQueue, Segments, make_feedback_model
-from feedbackgym.feedback.calibration import load_learned
+from feedbackgym.feedback.human.calibration import load_learned
 from tests.feedback.test_human import read_only_label_folder
 from tests.test_cli_train import GOOD, TINY_YAML
 
@@ -124,7 +124,7 @@ def test_calibrate_recovers_a_simulated_teachers_parameter(cli, tmp_path):
 
 
 def test_calibrate_fits_the_mistake_rate(tmp_path):
-    from feedbackgym.feedback.calibration import calibrate
+    from feedbackgym.feedback.human.calibration import calibrate
 
     write_log(tmp_path / "log.jsonl", "mistake", batches=20, mistake=0.2)
     fits, _ = calibrate(tmp_path / "log.jsonl", learned_kwargs={"epochs": 5})
@@ -229,7 +229,7 @@ def test_a_run_refused_for_another_option_leaves_no_label_folder(cli, tmp_path):
 def test_calibrate_fits_the_regret_teacher_where_the_env_has_optimal_values(tmp_path):
     import gymnasium as gym
 
-    from feedbackgym.feedback.calibration import calibrate
+    from feedbackgym.feedback.human.calibration import calibrate
 
     env = gym.make("feedbackgym/GridWorld-v0")
     n_states, n_actions = env.unwrapped.optimal_values()[1].shape

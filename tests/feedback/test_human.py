@@ -26,7 +26,7 @@ from feedbackgym.feedback import (
     Segments,
     make_feedback_model,
 )
-from feedbackgym.feedback.human import STATE_SETTERS, query_id
+from feedbackgym.feedback.human.teacher import STATE_SETTERS, query_id
 
 
 def pendulum_segments(n: int, length: int, seed: int) -> tuple[Segments, np.ndarray]:
@@ -172,7 +172,7 @@ def test_a_read_only_label_folder_is_refused_when_the_teacher_is_built(tmp_path,
 def test_a_folder_that_fills_up_mid_run_is_one_line(tmp_path, monkeypatch):
     import errno
 
-    from feedbackgym.feedback import label_queue
+    from feedbackgym.feedback.human import queue as label_queue
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -192,7 +192,7 @@ def test_a_folder_that_fills_up_after_publishing_is_one_line(tmp_path, monkeypat
     the answered batch reaches ``feedback.jsonl``: the same one line as a failed publish."""
     import errno
 
-    from feedbackgym.feedback import label_queue
+    from feedbackgym.feedback.human import queue as label_queue
     from feedbackgym.feedback.log import FeedbackLog
 
     def full(*args, **kwargs):

@@ -15,8 +15,9 @@ import pytest
 import requests
 
 from feedbackgym.errors import ConfigError
-from feedbackgym.feedback import HumanTeacher, LabelQueue, label_queue
-from feedbackgym.feedback.label_server import MAX_BODY, check_host, running_server
+from feedbackgym.feedback import HumanTeacher, LabelQueue
+from feedbackgym.feedback.human import queue as label_queue
+from feedbackgym.feedback.human.server import MAX_BODY, check_host, running_server
 from tests.feedback.test_human import pendulum_segments
 
 IDS = [f"{k:024x}" for k in range(3)]

@@ -1,7 +1,7 @@
 """The label folder the human teacher and the label server share: queries, clips, answers.
 
-Kept apart from :mod:`feedbackgym.feedback.human` (which asks the queries) and
-:mod:`feedbackgym.feedback.label_server` (which shows them to people) so that both build on it
+Kept apart from :mod:`feedbackgym.feedback.human.teacher` (which asks the queries) and
+:mod:`feedbackgym.feedback.human.server` (which shows them to people) so that both build on it
 and neither imports the other's module to reach it.
 """
 

@@ -13,11 +13,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from feedbackgym.errors import ConfigError
-from feedbackgym.feedback.label_queue import ANSWERS, QUERY_ID, LabelQueue
+from feedbackgym.feedback.human.queue import ANSWERS, QUERY_ID, LabelQueue
 
 #: Largest answer body accepted (an answer is about 60 bytes).
 MAX_BODY = 4096
@@ -30,6 +31,16 @@ COOKIE = "feedbackgym_token"
 IDLE_TIMEOUT = 10.0
 #: One line per failed write of the label folder (a full or read-only disk).
 LOG = logging.getLogger(__name__)
+
+
+def _asset(name: str) -> str:
+    """A file of the labelling page (``page/``: its HTML, script and style sheet)."""
+    return (resources.files("feedbackgym.feedback.human") / "page" / name).read_text()
+
+
+#: The labelling page, its script and style sheet, and the page shown for a bad link.
+PAGE, SCRIPT, CSS = _asset("label.html"), _asset("label.js"), _asset("label.css")
+FORBIDDEN_PAGE = _asset("forbidden.html")
 
 
 class _AnnotatorsUnreadable(Exception):
@@ -49,126 +60,6 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>feedbackgym: which clip is better?</title>
-<link rel="stylesheet" href="/label.css"></head>
-<body>
-<header><h1>Which clip is better?</h1>
-<p>Watch both clips (they loop), then choose. Keys: <kbd>1</kbd> or <kbd>&larr;</kbd> left,
-<kbd>2</kbd> or <kbd>&rarr;</kbd> right, <kbd>3</kbd> equal, <kbd>0</kbd> can't tell.</p>
-<p class="counts">Signed in as <b id="annotator">?</b> &middot; answered here:
-<b id="done">0</b> &middot; waiting: <b id="open">0</b></p></header>
-<main>
-<section id="pair" hidden>
-<figure><img id="clip-a" alt="clip A"><figcaption>A (left)</figcaption></figure>
-<figure><img id="clip-b" alt="clip B"><figcaption>B (right)</figcaption></figure>
-</section>
-<p id="waiting" hidden>No query is waiting. This page looks again every 2 seconds.</p>
-<nav id="buttons">
-<button id="btn-a" data-answer="a" disabled>A is better</button>
-<button id="btn-equal" data-answer="equal" disabled>Equally good</button>
-<button id="btn-skip" data-answer="skip" disabled>Can't tell</button>
-<button id="btn-b" data-answer="b" disabled>B is better</button>
-</nav>
-<p id="status" role="status"></p>
-</main>
-<script src="/label.js"></script>
-</body></html>
-"""
-
-FORBIDDEN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>feedbackgym: no access</title></head>
-<body><h1>This link is not valid</h1>
-<p>Open the personal link (ending in <code>?token=...</code>) you were given.</p></body></html>
-"""
-
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 60rem; color: #222; }
-h1 { margin: 0 0 .3rem; font-size: 1.5rem; }
-header p { margin: .2rem 0; color: #555; }
-#pair { display: flex; gap: 1.5rem; justify-content: center; margin: 1.2rem 0; }
-figure { margin: 0; text-align: center; }
-figure img { width: 256px; height: 256px; border: 3px solid #ccc; border-radius: 6px;
-  background: #fff; image-rendering: auto; }
-figcaption { font-weight: 600; margin-top: .3rem; }
-nav { display: flex; gap: .8rem; justify-content: center; }
-button { font-size: 1.05rem; padding: .6rem 1.1rem; border-radius: 6px; border: 1px solid #888;
-  background: #f4f4f4; cursor: pointer; }
-button:disabled { opacity: .45; cursor: default; }
-#btn-a, #btn-b { background: #dbeafe; border-color: #3b82f6; }
-#waiting, #status { text-align: center; color: #555; min-height: 1.4em; }
-kbd { border: 1px solid #bbb; border-radius: 3px; padding: 0 .3em; background: #f7f7f7; }
-"""
-
-SCRIPT = """"use strict";
-// The link's token now rides in an HttpOnly cookie the page set: take it out of the address
-// bar and the history, so it is not bookmarked, shared, or sent again in a URL.
-if (location.search) history.replaceState(null, "", location.pathname);
-const $ = (id) => document.getElementById(id);
-let current = null;
-let busy = false;
-
-function setButtons(on) {
-  for (const b of document.querySelectorAll("button[data-answer]")) b.disabled = !on;
-}
-function say(text) { $("status").textContent = text; }
-
-async function next() {
-  let r;
-  try { r = await fetch("/api/next", {credentials: "same-origin", cache: "no-store"}); }
-  catch (e) { say("The server cannot be reached; trying again."); setTimeout(next, 2000); return; }
-  if (!r.ok) {
-    say(`The server refused this page (${r.status}): open your personal link again.`);
-    setButtons(false); return;
-  }
-  const data = await r.json();
-  $("annotator").textContent = data.annotator;
-  $("open").textContent = data.open;
-  $("done").textContent = data.answered_by_you;
-  if (!data.query) {
-    current = null;
-    $("pair").hidden = true; $("waiting").hidden = false; setButtons(false);
-    setTimeout(next, 2000);
-    return;
-  }
-  current = data.query;
-  $("clip-a").src = `/clips/${current}/a`;
-  $("clip-b").src = `/clips/${current}/b`;
-  $("pair").dataset.query = current;
-  $("pair").hidden = false; $("waiting").hidden = true; setButtons(true);
-}
-
-async function answer(choice) {
-  if (!current || busy) return;
-  busy = true; setButtons(false);
-  try {
-    const r = await fetch("/api/answer", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({id: current, answer: choice}),
-    });
-    if (r.ok) { say("Saved."); await next(); }
-    else if (r.status === 409 || r.status === 404) {
-      say("Someone else answered (or is answering) that one."); await next();
-    }
-    else { say(`Not saved (${r.status}); please try again.`); setButtons(true); }
-  } catch (e) {
-    say("The server cannot be reached: that answer was not saved; please try again.");
-    setButtons(true);
-  } finally { busy = false; }
-}
-
-for (const b of document.querySelectorAll("button[data-answer]")) {
-  b.addEventListener("click", () => answer(b.dataset.answer));
-}
-const keys = {"1": "a", "ArrowLeft": "a", "2": "b", "ArrowRight": "b", "3": "equal", "0": "skip"};
-document.addEventListener("keydown", (e) => { if (keys[e.key]) answer(keys[e.key]); });
-next();
-"""
 
 
 class _SecurityHeaders:

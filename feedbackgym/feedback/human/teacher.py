@@ -24,8 +24,8 @@ from feedbackgym.feedback.base import (
     check_int,
     register_feedback_model,
 )
-from feedbackgym.feedback.label_queue import ANSWERS, LabelQueue, check_writable
-from feedbackgym.feedback.label_server import check_host, running_server
+from feedbackgym.feedback.human.queue import ANSWERS, LabelQueue, check_writable
+from feedbackgym.feedback.human.server import check_host, running_server
 from feedbackgym.feedback.log import FeedbackLog
 
 StateSetter = Callable[[Any, np.ndarray, np.ndarray | None], None]

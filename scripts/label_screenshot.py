@@ -19,8 +19,8 @@ import gymnasium as gym
 import numpy as np
 
 from feedbackgym.feedback import HumanTeacher, Segments
-from feedbackgym.feedback.human.teacher import query_id
 from feedbackgym.feedback.human.server import running_server
+from feedbackgym.feedback.human.teacher import query_id
 
 
 def segment(policy: str, length: int = 60, seed: int = 0) -> Segments:

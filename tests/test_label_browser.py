@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from feedbackgym.feedback import HumanTeacher, LabelQueue
-from feedbackgym.feedback.human.teacher import query_id
 from feedbackgym.feedback.human.server import running_server
+from feedbackgym.feedback.human.teacher import query_id
 from tests.feedback.test_human import pendulum_segments
 
 #: The system browser and driver (apt-get install chromium chromium-driver); never a download.

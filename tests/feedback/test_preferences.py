@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from feedbackgym.errors import ConfigError
 from feedbackgym.feedback import (
     FEEDBACK_MODELS,
     BPrefTeacher,
+    FeedbackLog,
     MyopicTeacher,
     OracleTeacher,
     PlackettLuceTeacher,
@@ -22,6 +26,7 @@ from feedbackgym.feedback import (
     StochasticTeacher,
     from_config,
     make_feedback_model,
+    rebuild_models,
     register_feedback_model,
 )
 
@@ -240,3 +245,84 @@ def test_bad_parameters_give_the_documented_message(kwargs, message):
 def test_segments_of_different_shapes_are_refused():
     with pytest.raises(ConfigError, match="same shape"):
         OracleTeacher().prefer(np.zeros((3, 4)), np.zeros((3, 5)))
+
+
+# ----- B-Pref's teachers: one class and its presets, pinned to answers recorded before -------
+#: The B-Pref registry names and the public names that build them.
+BPREF_NAMES = {
+    "oracle": "OracleTeacher",
+    "stochastic": "StochasticTeacher",
+    "mistake": "MistakeTeacher",
+    "skip": "SkipTeacher",
+    "equal": "EqualTeacher",
+    "myopic": "MyopicTeacher",
+    "bpref": "BPrefTeacher",
+}
+#: Arguments each name is built with: its defaults, B-Pref's relative thresholds, overrides.
+BPREF_VARIANTS = [{}, {"relative_thresholds": True}, {"beta": 3.0, "mistake": 0.05, "gamma": 0.95}]
+BPREF_SEED = 7
+#: Answers, configs, generator states and log lines recorded with the six teacher classes
+#: (and ``bpref``) before they became one class with presets; ``errors``: the one-line
+#: message for an unknown keyword, per name.
+BPREF_FIXTURE = Path(__file__).with_name("bpref_presets.json")
+
+
+def bpref_batches() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Three batches of 32 pairs of 8 steps; the last two have positive returns on average (so
+    relative thresholds switch on) and the last one pairs of nearly equal returns."""
+    a0, b0 = pairs(32, 8, seed=20)
+    a1, b1 = pairs(32, 8, seed=21)
+    a2, noise = pairs(32, 8, seed=22)
+    return [(a0, b0), (a1 + 0.25, b1 + 0.25), (a2 + 0.25, a2 + 0.25 + 0.01 * noise)]
+
+
+def observe_teacher(teacher: PreferenceModel, log_path: Path) -> dict:
+    """What a teacher says and writes for :func:`bpref_batches`, JSON-ready."""
+    with FeedbackLog(log_path, store_queries=False) as log:
+        teacher.attach_log(log)
+        config = teacher.config()
+        batches = bpref_batches()
+        probabilities = teacher.probabilities(*batches[0])
+        answers = [teacher.prefer(a, b) for a, b in batches]
+    observed = {
+        "config": config,
+        "probabilities": probabilities.tolist(),
+        "answers": [np.where(np.isnan(x), None, x).tolist() for x in answers],
+        "queries": teacher.queries,
+        "answered": teacher.answered,
+        "running_state": teacher.running_state(),
+        "rng_state": teacher.rng.bit_generator.state,
+        "log": log_path.read_text(encoding="utf-8").splitlines(),
+    }
+    return json.loads(json.dumps(observed))
+
+
+def unknown_keyword_error(name: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        make_feedback_model(name, temperature=2.0)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("variant", range(len(BPREF_VARIANTS)))
+@pytest.mark.parametrize("name", list(BPREF_NAMES))
+def test_bpref_teachers_answer_log_and_describe_themselves_as_recorded(name, variant, tmp_path):
+    import feedbackgym.feedback as feedback
+
+    want = json.loads(BPREF_FIXTURE.read_text(encoding="utf-8"))["cases"][name][variant]
+    kwargs = BPREF_VARIANTS[variant]
+    by_name = make_feedback_model(name, rng=BPREF_SEED, **kwargs)
+    assert observe_teacher(by_name, tmp_path / "by_name.jsonl") == want
+    by_public_name = getattr(feedback, BPREF_NAMES[name])(rng=BPREF_SEED, **kwargs)
+    assert observe_teacher(by_public_name, tmp_path / "by_public_name.jsonl") == want
+    # the description rebuilds the same teacher, from a config and from the log
+    rebuilt = from_config(want["config"])
+    assert observe_teacher(rebuilt, tmp_path / "rebuilt.jsonl") == want
+    assert rebuild_models(tmp_path / "by_name.jsonl")[0].config() == want["config"]
+
+
+def test_bpref_names_are_listed_and_refuse_unknown_keywords_as_recorded():
+    want = json.loads(BPREF_FIXTURE.read_text(encoding="utf-8"))["errors"]
+    assert set(BPREF_NAMES) <= set(FEEDBACK_MODELS.names())
+    assert {name: unknown_keyword_error(name) for name in BPREF_NAMES} == want
+    for message in want.values():
+        assert "\n" not in message and "valid: beta, gamma, mistake, skip_threshold" in message

@@ -15,21 +15,50 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps registry names to classes; ``make`` builds one with checked keyword arguments.
 
+    A name may also be a *preset*: a class registered with default keyword arguments (see
+    :meth:`register`), so that one class stands under several names that differ only in their
+    defaults.
+
     :param kind: what the registry holds, used in messages ("agent", "feedback model").
     """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._classes: dict[str, type[T]] = {}
+        self._defaults: dict[str, dict[str, Any]] = {}  # presets: name -> default kwargs
 
-    def register(self, name: str, cls: type[T] | None = None, *, overwrite: bool = False) -> Any:
-        """Register ``cls`` under ``name``; usable as a class decorator when ``cls`` is omitted."""
+    def register(
+        self,
+        name: str,
+        cls: type[T] | None = None,
+        *,
+        defaults: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> Any:
+        """Register ``cls`` under ``name``; usable as a class decorator when ``cls`` is omitted.
+
+        Without ``defaults``, ``name`` becomes the class's ``registry_name``. With ``defaults``
+        (keyword arguments of ``cls``, checked here), ``name`` is a preset of ``cls``:
+        :meth:`make` builds ``cls`` with ``defaults`` under the arguments it is given and sets
+        ``registry_name`` to ``name`` on the object it builds, the class keeping its own. E.g.
+        ``register("mistake", BPrefTeacher, defaults={"mistake": 0.1})``.
+        """
 
         def add(klass: type[T]) -> type[T]:
-            if not overwrite and name in self._classes and self._classes[name] is not klass:
+            if defaults is not None:
+                check_kwargs(klass, defaults, f"{self.kind} {name!r}")
+            if (
+                not overwrite
+                and name in self._classes
+                and (self._classes[name] is not klass or self._defaults.get(name) != defaults)
+            ):
                 raise ConfigError(f"{self.kind} name {name!r} is already registered")
             self._classes[name] = klass
-            klass.registry_name = name  # type: ignore[attr-defined]
+            if defaults is None:
+                self._defaults.pop(name, None)
+                klass.registry_name = name  # type: ignore[attr-defined]
+            else:
+                self._defaults[name] = dict(defaults)
             return klass
 
         return add(cls) if cls is not None else add
@@ -46,10 +75,14 @@ class Registry(Generic[T]):
             ) from None
 
     def make(self, name: str, *args: Any, **kwargs: Any) -> T:
-        """Build ``name`` with ``kwargs``; a keyword its constructor does not take, or a
-        required one left out, is a one-line ConfigError (with the class's ``example`` of
-        keyword arguments, when it has one)."""
+        """Build ``name`` with ``kwargs`` (over a preset's defaults); a keyword its constructor
+        does not take, or a required one left out, is a one-line ConfigError (with the class's
+        ``example`` of keyword arguments, when it has one)."""
         cls = self.get(name)
+        preset = self._defaults.get(name)
+        if preset is not None:
+            given = positional_names(cls, args)
+            kwargs = {**{k: v for k, v in preset.items() if k not in given}, **kwargs}
         what = f"{self.kind} {name!r}"
         check_kwargs(cls, kwargs, what)
         missing = missing_arguments(cls, args, kwargs)
@@ -60,7 +93,15 @@ class Registry(Generic[T]):
                 + (f", e.g. {example}" if example else "")
                 + f"; its parameters: {', '.join(parameters(cls))}"
             )
-        return cls(*args, **kwargs)
+        built = cls(*args, **kwargs)
+        if preset is not None:
+            built.registry_name = name  # type: ignore[attr-defined]
+        return built
+
+    def defaults(self, name: str) -> dict[str, Any]:
+        """The default keyword arguments ``name`` was registered with (``{}``: not a preset)."""
+        self.get(name)
+        return dict(self._defaults.get(name, {}))
 
     def names(self) -> list[str]:
         return sorted(self._classes)
@@ -89,13 +130,19 @@ def parameters(fn: Callable[..., Any]) -> list[str]:
     return [n for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds]
 
 
+def positional_names(fn: Callable[..., Any], args: tuple[Any, ...]) -> list[str]:
+    """Names of the parameters of ``fn`` that the positional ``args`` fill."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [n for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds]
+    return names[: len(args)]
+
+
 def missing_arguments(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> list[str]:
     """Required parameters of ``fn`` that neither ``args`` nor ``kwargs`` give."""
     params = list(inspect.signature(fn).parameters.values())
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    positional = [p.name for p in params if p.kind in kinds][: len(args)]
+    positional = positional_names(fn, args)
     return [
         p.name
         for p in params

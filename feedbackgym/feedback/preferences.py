@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from feedbackgym.errors import ConfigError, check_range
 from feedbackgym.feedback.base import (
     EQUAL,
+    FEEDBACK_MODELS,
     AdvantageFn,
     FeedbackModel,
     Segments,
@@ -22,7 +24,7 @@ from feedbackgym.feedback.returns import advantages, check_q_values
 
 INF = float("inf")
 #: B-Pref's ratio of its "Skip" teacher (``teacher_eps_skip=0.1`` in its scripts): the skip
-#: teacher's default with relative thresholds.
+#: teacher's default with relative thresholds (``skip_threshold=None``).
 BPREF_EPS_SKIP = 0.1
 
 
@@ -82,7 +84,8 @@ class PreferenceModel(FeedbackModel):
     :param mistake: probability of flipping the choice, in [0, 1].
     :param skip_threshold: skip a query when neither utility exceeds it (``-inf``: never);
         with ``relative_thresholds``, B-Pref's ratio ``eps_skip`` in [0, inf) (0 or ``-inf``:
-        never).
+        never). None: B-Pref's Skip teacher, 0 (absolute) or ``BPREF_EPS_SKIP`` = 0.1
+        (relative).
     :param equal_threshold: answer "equal" when the utilities differ by less (0: never);
         with ``relative_thresholds``, B-Pref's ratio ``eps_equal`` >= 0.
     :param relative_thresholds: read both thresholds as B-Pref's ratios of the average
@@ -102,7 +105,7 @@ class PreferenceModel(FeedbackModel):
         beta: float = INF,
         gamma: float = 1.0,
         mistake: float = 0.0,
-        skip_threshold: float = -INF,
+        skip_threshold: float | None = -INF,
         equal_threshold: float = 0.0,
         relative_thresholds: bool = False,
         rng: np.random.Generator | int | None = None,
@@ -116,6 +119,8 @@ class PreferenceModel(FeedbackModel):
                 f"relative_thresholds must be true or false, got {relative_thresholds!r}"
             )
         self.relative_thresholds = bool(relative_thresholds)
+        if skip_threshold is None:
+            skip_threshold = BPREF_EPS_SKIP if self.relative_thresholds else 0.0
         self.skip_threshold = check_range("skip_threshold", skip_threshold, high=INF)
         if self.skip_threshold == INF:
             raise ConfigError("skip_threshold must be in [-inf, inf), got inf")
@@ -217,14 +222,17 @@ class PreferenceModel(FeedbackModel):
 
 @register_feedback_model("bpref")
 class BPrefTeacher(PreferenceModel):
-    """Every B-Pref knob at once (Lee et al. 2021); the defaults give the oracle.
+    """B-Pref's simulated teachers (Lee et al. 2021), every knob at once; the defaults give the
+    oracle, and each of B-Pref's teachers is a preset of this class (:data:`BPREF_PRESETS`):
+    ``make_feedback_model("mistake")`` is ``BPrefTeacher(mistake=0.1)`` named ``mistake``.
 
     See :class:`PreferenceModel` for the model and its deviations from B-Pref.
 
     :param beta: rationality, in [0, inf].
     :param gamma: myopic discount, in (0, 1].
     :param mistake: probability of flipping the choice, in [0, 1].
-    :param skip_threshold: skip when neither segment's return exceeds it.
+    :param skip_threshold: skip when neither segment's return exceeds it (None: the Skip
+        teacher's 0, or 0.1 with ``relative_thresholds``).
     :param equal_threshold: answer "equal" when the returns differ by less.
     :param relative_thresholds: both thresholds are B-Pref's ratios ``eps_skip`` and
         ``eps_equal`` of the average segment return seen so far (B-Pref's own rule).
@@ -232,163 +240,71 @@ class BPrefTeacher(PreferenceModel):
     """
 
 
-@register_feedback_model("oracle")
-class OracleTeacher(PreferenceModel):
-    """B-Pref "Oracle" (Lee et al. 2021): always prefers the segment with the larger return.
-
-    Same parameters as :class:`PreferenceModel`, default ``beta = inf``; ties answer "equal".
-    """
-
-
-@register_feedback_model("stochastic")
-class StochasticTeacher(PreferenceModel):
-    """B-Pref "Stoc" (Lee et al. 2021): Bradley-Terry choice with rationality ``beta = 1``.
-
-    ``P(a > b) = sigmoid(beta (R_a - R_b))`` (Christiano et al. 2017); see
-    :class:`PreferenceModel` for every parameter.
-    """
-
-    def __init__(
-        self,
-        beta: float = 1.0,
-        gamma: float = 1.0,
-        mistake: float = 0.0,
-        skip_threshold: float = -INF,
-        equal_threshold: float = 0.0,
-        relative_thresholds: bool = False,
-        rng: np.random.Generator | int | None = None,
-    ) -> None:
-        super().__init__(
-            beta=beta,
-            gamma=gamma,
-            mistake=mistake,
-            skip_threshold=skip_threshold,
-            equal_threshold=equal_threshold,
-            relative_thresholds=relative_thresholds,
-            rng=rng,
-        )
-
-
-@register_feedback_model("mistake")
-class MistakeTeacher(PreferenceModel):
-    """B-Pref "Mistake" (Lee et al. 2021): the oracle's choice flipped with probability 0.1.
-
-    See :class:`PreferenceModel` for every parameter.
-    """
-
-    def __init__(
-        self,
-        beta: float = INF,
-        gamma: float = 1.0,
-        mistake: float = 0.1,
-        skip_threshold: float = -INF,
-        equal_threshold: float = 0.0,
-        relative_thresholds: bool = False,
-        rng: np.random.Generator | int | None = None,
-    ) -> None:
-        super().__init__(
-            beta=beta,
-            gamma=gamma,
-            mistake=mistake,
-            skip_threshold=skip_threshold,
-            equal_threshold=equal_threshold,
-            relative_thresholds=relative_thresholds,
-            rng=rng,
-        )
+#: B-Pref's teachers (Lee et al. 2021) by registry name: the :class:`BPrefTeacher` arguments in
+#: which each differs from the oracle, and what it does. Each is registered as a preset.
+BPREF_PRESETS: dict[str, tuple[dict[str, Any], str]] = {
+    "oracle": (
+        {},
+        'B-Pref "Oracle": always prefers the segment with the larger return; ties answer "equal".',
+    ),
+    "stochastic": (
+        {"beta": 1.0},
+        'B-Pref "Stoc": Bradley-Terry choice, ``P(a > b) = sigmoid(beta (R_a - R_b))`` '
+        "(Christiano et al. 2017), with rationality ``beta = 1``.",
+    ),
+    "mistake": (
+        {"mistake": 0.1},
+        'B-Pref "Mistake": the oracle\'s choice flipped with probability 0.1.',
+    ),
+    "skip": (
+        {"skip_threshold": None},
+        'B-Pref "Skip": skips a query unless some segment\'s return exceeds ``skip_threshold``: '
+        "0 with absolute thresholds (set it to your env's reward scale), B-Pref's ``eps_skip`` "
+        "= 0.1 times the average segment return seen so far with ``relative_thresholds``.",
+    ),
+    "equal": (
+        {"equal_threshold": 0.1},
+        'B-Pref "Equal": answers "equal" when the returns differ by less than 0.1, in units of '
+        "the return (set it to your env's reward scale), or with ``relative_thresholds`` "
+        "B-Pref's ``eps_equal`` = 0.1 times the average segment return seen so far.",
+    ),
+    "myopic": (
+        {"gamma": 0.9},
+        'B-Pref "Myopic": step ``t`` of ``L`` weighs ``0.9 ** (L - 1 - t)``.',
+    ),
+}
+for _name, (_defaults, _) in BPREF_PRESETS.items():
+    register_feedback_model(_name, BPrefTeacher, defaults=_defaults)
 
 
-@register_feedback_model("skip")
-class SkipTeacher(PreferenceModel):
-    """B-Pref "Skip" (Lee et al. 2021): skips a query when neither segment is good enough.
+def bpref_preset(name: str) -> Callable[..., BPrefTeacher]:
+    """The function that builds the preset ``name`` of :data:`BPREF_PRESETS`, with its defaults
+    in its signature: the public name of a B-Pref teacher (``OracleTeacher(rng=0)`` is
+    ``make_feedback_model("oracle", rng=0)``)."""
+    defaults, doc = BPREF_PRESETS[name]
 
-    Absolute thresholds (the default): skips unless some segment's return exceeds
-    ``skip_threshold`` (default 0; set it to your env's reward scale). With
-    ``relative_thresholds=True``, B-Pref's rule: skips unless some segment's return exceeds
-    ``skip_threshold`` (default 0.1, B-Pref's ``eps_skip``) times the average segment return
-    seen so far. See :class:`PreferenceModel`.
+    def build(*args: Any, **kwargs: Any) -> BPrefTeacher:
+        return FEEDBACK_MODELS.make(name, *args, **kwargs)  # type: ignore[return-value]
 
-    :param skip_threshold: None (default) picks 0 (absolute) or 0.1 (relative).
-    """
-
-    def __init__(
-        self,
-        beta: float = INF,
-        gamma: float = 1.0,
-        mistake: float = 0.0,
-        skip_threshold: float | None = None,
-        equal_threshold: float = 0.0,
-        relative_thresholds: bool = False,
-        rng: np.random.Generator | int | None = None,
-    ) -> None:
-        if skip_threshold is None:
-            skip_threshold = BPREF_EPS_SKIP if relative_thresholds is True else 0.0
-        super().__init__(
-            beta=beta,
-            gamma=gamma,
-            mistake=mistake,
-            skip_threshold=skip_threshold,
-            equal_threshold=equal_threshold,
-            relative_thresholds=relative_thresholds,
-            rng=rng,
-        )
+    signature = inspect.signature(BPrefTeacher)
+    build.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[
+            p.replace(default=defaults.get(p.name, p.default))
+            for p in signature.parameters.values()
+        ],
+        return_annotation=BPrefTeacher,
+    )
+    build.__name__ = build.__qualname__ = f"{name.capitalize()}Teacher"
+    build.__doc__ = f"{doc}\n\nA :class:`BPrefTeacher` registered as ``{name}``; same parameters."
+    return build
 
 
-@register_feedback_model("equal")
-class EqualTeacher(PreferenceModel):
-    """B-Pref "Equal" (Lee et al. 2021): answers "equal" when returns differ by less than 0.1.
-
-    Absolute thresholds (the default): 0.1 in units of the return; set ``equal_threshold`` to
-    your env's reward scale. With ``relative_thresholds=True``, B-Pref's rule: 0.1 (B-Pref's
-    ``eps_equal``) times the average segment return seen so far. See :class:`PreferenceModel`.
-    """
-
-    def __init__(
-        self,
-        beta: float = INF,
-        gamma: float = 1.0,
-        mistake: float = 0.0,
-        skip_threshold: float = -INF,
-        equal_threshold: float = 0.1,
-        relative_thresholds: bool = False,
-        rng: np.random.Generator | int | None = None,
-    ) -> None:
-        super().__init__(
-            beta=beta,
-            gamma=gamma,
-            mistake=mistake,
-            skip_threshold=skip_threshold,
-            equal_threshold=equal_threshold,
-            relative_thresholds=relative_thresholds,
-            rng=rng,
-        )
-
-
-@register_feedback_model("myopic")
-class MyopicTeacher(PreferenceModel):
-    """B-Pref "Myopic" (Lee et al. 2021): step ``t`` of ``L`` weighs ``0.9 ** (L - 1 - t)``.
-
-    See :class:`PreferenceModel` for every parameter.
-    """
-
-    def __init__(
-        self,
-        beta: float = INF,
-        gamma: float = 0.9,
-        mistake: float = 0.0,
-        skip_threshold: float = -INF,
-        equal_threshold: float = 0.0,
-        relative_thresholds: bool = False,
-        rng: np.random.Generator | int | None = None,
-    ) -> None:
-        super().__init__(
-            beta=beta,
-            gamma=gamma,
-            mistake=mistake,
-            skip_threshold=skip_threshold,
-            equal_threshold=equal_threshold,
-            relative_thresholds=relative_thresholds,
-            rng=rng,
-        )
+OracleTeacher = bpref_preset("oracle")
+StochasticTeacher = bpref_preset("stochastic")
+MistakeTeacher = bpref_preset("mistake")
+SkipTeacher = bpref_preset("skip")
+EqualTeacher = bpref_preset("equal")
+MyopicTeacher = bpref_preset("myopic")
 
 
 @register_feedback_model("regret")

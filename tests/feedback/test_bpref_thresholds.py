@@ -113,6 +113,8 @@ def test_skip_teacher_defaults_to_bpref_eps_skip_when_relative():
     assert SkipTeacher().skip_threshold == 0.0
     assert SkipTeacher(relative_thresholds=True).skip_threshold == 0.1
     assert SkipTeacher(skip_threshold=0.3, relative_thresholds=True).skip_threshold == 0.3
+    # a numpy boolean, accepted as relative_thresholds, picks B-Pref's ratio too
+    assert SkipTeacher(relative_thresholds=np.True_).skip_threshold == 0.1
     assert make_feedback_model("equal", relative_thresholds=True).equal_threshold == 0.1
 
 

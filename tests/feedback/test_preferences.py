@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -326,3 +327,23 @@ def test_bpref_names_are_listed_and_refuse_unknown_keywords_as_recorded():
     assert {name: unknown_keyword_error(name) for name in BPREF_NAMES} == want
     for message in want.values():
         assert "\n" not in message and "valid: beta, gamma, mistake, skip_threshold" in message
+
+
+def test_bpref_teachers_are_one_class_whose_presets_keep_their_names():
+    import pickle
+
+    import feedbackgym.feedback as feedback
+    from feedbackgym.feedback.preferences import BPREF_PRESETS
+
+    assert set(BPREF_PRESETS) == set(BPREF_NAMES) - {"bpref"}
+    for name, (defaults, _) in BPREF_PRESETS.items():
+        assert FEEDBACK_MODELS.get(name) is BPrefTeacher
+        assert FEEDBACK_MODELS.defaults(name) == defaults
+        public = getattr(feedback, BPREF_NAMES[name])
+        teacher = public(rng=0)
+        assert type(teacher) is BPrefTeacher and teacher.registry_name == name
+        # the public name shows the preset's defaults; a checkpoint keeps the preset's name
+        params = inspect.signature(public).parameters
+        assert {key: params[key].default for key in defaults} == defaults
+        assert pickle.loads(pickle.dumps(teacher)).config() == teacher.config()
+    assert BPrefTeacher().config()["name"] == "bpref" and BPrefTeacher.registry_name == "bpref"

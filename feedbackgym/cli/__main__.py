@@ -1,0 +1,5 @@
+"""``python -m feedbackgym.cli`` runs the CLI (as ``python -m feedbackgym`` does)."""
+
+from feedbackgym.cli import main
+
+raise SystemExit(main())

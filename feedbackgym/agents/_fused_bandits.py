@@ -33,7 +33,11 @@ Where the fused loops deviate from the step path (besides the streams):
   bound on the empirical leader's index (a reverse Pinsker inequality) already beats every
   other arm's upper bound: then the leader is the argmax without computing its index. The choice is
   the exact argmax either way; indices are computed to ``tol`` as on the step path, so only
-  arms within ``tol`` of each other may be ordered differently.
+  arms within ``tol`` of each other may be ordered differently. Past that check every index
+  the step kernel's order reaches is solved but the winner's, which is pulled (its cached
+  index would go stale unused): an arm of stale cache is first bracketed without a logarithm
+  (``_kl_ucb_bracket``), and solved only where the bracket leaves a comparison open, so the
+  choices and the cached indices are those of solving all of them.
 - Thompson sampling with a Beta prior (Thompson 1933; Agrawal & Goyal 2012) never draws a
   theta that cannot win. For its first ``PLAIN_STEPS_PER_ARM * K`` steps every theta can win:
   a posterior of fewer than ``TABLE_PULLS`` pulls is placed in one of ``TABLE_BINS`` equally
@@ -70,8 +74,8 @@ from numba import njit, prange
 from feedbackgym.agents._kernels import (
     _GOLDEN,
     _gamma,
+    _kl_bernoulli,
     _kl_ucb_bound,
-    _kl_ucb_exact,
     _mix,
     _normal,
     _uniform,
@@ -100,6 +104,8 @@ DRAW_TAIL = 0.25
 #: UCB1 keeps its argmax in a tournament above this many arms (below, a scan is as fast)
 TOURNAMENT_ARMS = 32
 _ENV, _AGENT = 0, 1  # the two streams of a run, in its local state array
+#: 1 / n for KL-UCB's series of kl (``_kl_series``)
+_INVERSES = np.array([0.0] + [1.0 / n for n in range(1, 66)])
 #: splitmix64's counter advances by _GOLDEN a word: words drawn = advance * its inverse mod 2^64
 _GOLDEN_INVERSE = np.uint64(pow(int(_GOLDEN), -1, 2**64))
 
@@ -335,6 +341,128 @@ def _kl_ucb_lower(p: float, level: float) -> float:
     return min(1.0, q1, q2)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _kl_series(p: float, d: float) -> tuple[float, float]:
+    """(S, E): kl(p, p + d) lies in [S - E, S + E], by its power series in d (no logarithm):
+    kl = d sum_{n >= 2} (z^(n-1) + (-1)^n x^(n-1)) / n, x = d / p, z = d / (1 - p), summed
+    until the rest is under 1e-10 of it: the x part alternates with shrinking terms (its rest
+    is under the first term left out), the z part is under a geometric series. E = -1 where
+    x or z is above 1/2 (slow to converge)."""
+    x = d / p
+    z = d / (1.0 - p)
+    if not (0.0 < x <= 0.5 and 0.0 < z <= 0.5):
+        return 0.0, -1.0
+    total = 0.0
+    xn = 1.0  # x^(n-1), z^(n-1)
+    zn = 1.0
+    sign = 1.0  # (-1)^n
+    for n in range(2, _INVERSES.size - 1):
+        xn *= x
+        zn *= z
+        total += (zn + sign * xn) * _INVERSES[n]
+        sign = -sign
+        rest = (xn * x + zn * z / (1.0 - z)) * _INVERSES[n + 1]
+        if rest <= 1e-10 * total:
+            return d * total, d * rest + 1e-13 * d * total
+    return 0.0, -1.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _kl_ucb_bracket(p: float, level: float, start: float, tol: float) -> tuple[float, float]:
+    """(lo, hi) around what ``_kl_ucb_exact(p, level, start, tol)`` returns, without a
+    logarithm; lo > hi where it cannot tell (p or the index near 0 or 1, a slow series).
+
+    The root of kl(p, q) = level is guessed by two fixed-point steps on a bound of kl (f(s) =
+    1 / (s (1 - s)) under its chord: kl <= d^2 (f(p) / 6 + f(q) / 3), d = q - p) and one
+    Newton step on kl's series (``_kl_series``), then bracketed by convexity: kl(q + h) >=
+    kl(q) + kl'(q) h and kl(q - h) <= kl(q) - kl'(q - h) h, kl'(q) = (q - p) / (q (1 - q)).
+    Newton's method comes down onto the root from ``start`` and stops one step under ``tol``
+    past it: as g(y) = kl(p, 1 - e^-y) is convex, that step leaves at most tol (start - root)
+    / (root - p) of it; the rest is float rounding (``err``)."""
+    if not (1e-9 < p < 1.0 - 1e-9):
+        return 1.0, 0.0
+    fp = 1.0 / (p * (1.0 - p))
+    d = math.sqrt(2.0 * level / fp)
+    for _ in range(2):
+        q = min(p + d, 1.0 - 1e-9)
+        d = math.sqrt(level / (fp / 6.0 + 1.0 / (3.0 * q * (1.0 - q))))
+    q = p + d
+    value, err = _kl_series(p, d)
+    if err < 0.0:
+        return 1.0, 0.0
+    q -= (value - level) * q * (1.0 - q) / d
+    d = q - p
+    value, err = _kl_series(p, d)
+    if not (err >= 0.0 and q < 1.0 - 1e-9):
+        return 1.0, 0.0
+    slope = d / (q * (1.0 - q))
+    h = 2.0 * (abs(value - level) + err) / slope * (1.0 + 1e-9) + 1e-15
+    low, high = q - h, q + h
+    # kl(high) >= value - err + slope h >= level by the choice of h; kl(low) needs its slope
+    if not (low > p and (low - p) / (low * (1.0 - low)) * h >= value + err - level):
+        return 1.0, 0.0
+    err = 1e-12 + 1e-13 / (low - p)
+    return low - err, high + tol * (max(start, high) - low) / (low - p) + err
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _kl_ucb_newton(p: float, level: float, start: float, tol: float, entropy: float) -> float:
+    """``_kl_ucb_exact(p, level, start, tol)`` float for float, given p's entropy -p log p -
+    (1 - p) log(1 - p) (computed once per count of an arm, not per solve)."""
+    if p >= 1.0:
+        return 1.0
+    if p <= 0.0:
+        return 1.0 - math.exp(-level)
+    y = (level + entropy) / (1.0 - p)
+    if start < 1.0:
+        y = min(y, -math.log1p(-start))
+    for _ in range(100):
+        q = -math.expm1(-y)
+        if q <= p:
+            return p
+        step = (_kl_bernoulli(p, q) - level) * q / (q - p)
+        if step <= 0.0:
+            return q
+        y -= step
+        if step < tol:
+            break
+    return -math.expm1(-y)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _entropy(p: float) -> float:
+    """-p log p - (1 - p) log(1 - p), as ``_kl_ucb_exact`` computes it (0 off (0, 1))."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -p * math.log(p) - (1.0 - p) * math.log(1.0 - p)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _kl_ucb_solve(
+    k: int,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    entropy: np.ndarray,
+    level: np.ndarray,
+    upper: np.ndarray,
+    tol: float,
+    cache: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> None:
+    """Arm k's index by Newton's method, as the step path finds it, and its cache entry."""
+    p = sums[k] / counts[k]
+    if entropy[k, 1] != counts[k]:
+        entropy[k, 0] = _entropy(p)
+        entropy[k, 1] = counts[k]
+    q = _kl_ucb_newton(p, level[k], upper[k], tol, entropy[k, 0])
+    cache[k, 0] = level[k]
+    cache[k, 1] = q
+    # q(level) is concave for p = 0 too (1 - e^-level): keep its slope
+    cache[k, 2] = q * (1.0 - q) / (q - p) if p < q < 1.0 else np.inf
+    lo[k] = hi[k] = q
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def kl_ucb_loop(
     means: np.ndarray,
@@ -349,7 +477,12 @@ def kl_ucb_loop(
 
     The choice is :func:`~feedbackgym.agents._kernels.kl_ucb_choose`'s, per run, after one
     shortcut: when a lower bound on the leader's index beats every other arm's upper bound the
-    leader is pulled without its index being solved.
+    leader is pulled without its index being solved. Past it, the arms are taken in the same
+    order and each index that order solves is solved, but for the arm that wins: it is pulled,
+    so its cached index goes stale unused, and where its bracket (``_kl_ucb_bracket``, for an
+    arm whose cache is stale, the one whose Newton solve takes longest) settles every
+    comparison it is in, it is never solved. Any comparison a bracket leaves open solves both
+    sides, so the choices and every cached index are the ones the plain order computes.
     """
     n_runs, n_arms = means.shape
     horizon = steps[-1]
@@ -359,8 +492,13 @@ def kl_ucb_loop(
         gap = _gaps(mu)
         counts = np.zeros(n_arms)
         sums = np.zeros(n_arms)
+        entropy = np.zeros((n_arms, 2))  # of each mean (``_entropy``) and the count it is at
+        level = np.zeros(n_arms)
         upper = np.zeros(n_arms)
         cache = np.full((n_arms, 3), -1.0)  # (level, index, 1 / kl'(p, index)) as the step path
+        lo = np.zeros(n_arms)  # this step's index of each arm solved (lo = hi) or bracketed
+        hi = np.zeros(n_arms)
+        solved = np.empty(n_arms, dtype=np.int64)
         regret = 0.0
         cp = 0
         for t in range(horizon):
@@ -378,32 +516,62 @@ def kl_ucb_loop(
                 # upper bounds of every arm's index (Pinsker, and the cached tangent)
                 rival = -1.0
                 for k in range(n_arms):
-                    p = sums[k] / counts[k]
-                    level = c * log_t / counts[k]
+                    lev = c * log_t / counts[k]
+                    level[k] = lev
                     if cache[k, 0] >= 0.0:  # the cached index's tangent, else Pinsker
-                        bound = min(1.0, cache[k, 1] + (level - cache[k, 0]) * cache[k, 2])
+                        bound = min(1.0, cache[k, 1] + (lev - cache[k, 0]) * cache[k, 2])
                     else:
-                        bound = _kl_ucb_bound(p, level)
+                        bound = _kl_ucb_bound(sums[k] / counts[k], lev)
                     upper[k] = bound
                     if k != lead and bound > rival:
                         rival = bound
                 arm = lead
-                if rival >= _kl_ucb_lower(lead_mean, c * log_t / counts[lead]):
-                    best = -1.0
+                if rival >= _kl_ucb_lower(lead_mean, level[lead]):
+                    # the best so far, index in [best_lo, best_hi] (-1: none yet)
+                    best, best_lo, best_hi = -1, -1.0, -1.0
+                    n_solved = 0
                     for j in range(n_arms):
                         k = lead if j == 0 else (j - 1 if j - 1 < lead else j)
-                        if upper[k] <= best:
+                        if upper[k] <= best_lo:
                             continue
-                        p = sums[k] / counts[k]
-                        level = c * log_t / counts[k]
-                        q = _kl_ucb_exact(p, level, upper[k], tol)
-                        cache[k, 0] = level
-                        cache[k, 1] = q
-                        # q(level) is concave for p = 0 too (1 - e^-level): keep its slope
-                        cache[k, 2] = q * (1.0 - q) / (q - p) if p < q < 1.0 else np.inf
-                        if q > best:
-                            best = q
-                            arm = k
+                        if upper[k] <= best_hi:  # (best_hi >= 0: a best is bracketed)
+                            _kl_ucb_solve(
+                                best, sums, counts, entropy, level, upper, tol, cache, lo, hi
+                            )
+                            best_lo = best_hi = lo[best]
+                            if upper[k] <= best_lo:
+                                continue
+                        solved[n_solved] = k
+                        n_solved += 1
+                        lo[k], hi[k] = 1.0, 0.0
+                        if cache[k, 0] < 0.0:
+                            lo[k], hi[k] = _kl_ucb_bracket(
+                                sums[k] / counts[k], level[k], upper[k], tol
+                            )
+                        if lo[k] > hi[k]:
+                            _kl_ucb_solve(
+                                k, sums, counts, entropy, level, upper, tol, cache, lo, hi
+                            )
+                        # does k's index beat the best so far?
+                        if lo[k] <= best_hi and hi[k] > best_lo:  # open: solve k, then best
+                            if lo[k] < hi[k]:
+                                _kl_ucb_solve(
+                                    k, sums, counts, entropy, level, upper, tol, cache, lo, hi
+                                )
+                            if lo[k] <= best_hi and lo[k] > best_lo:
+                                _kl_ucb_solve(
+                                    best, sums, counts, entropy, level, upper, tol, cache, lo, hi
+                                )
+                                best_lo = best_hi = lo[best]
+                        if lo[k] > best_hi:
+                            best, best_lo, best_hi = k, lo[k], hi[k]
+                    arm = best
+                    for i in range(n_solved):  # every other index solved, as cached
+                        k = solved[i]
+                        if k != arm and lo[k] < hi[k]:
+                            _kl_ucb_solve(
+                                k, sums, counts, entropy, level, upper, tol, cache, lo, hi
+                            )
             r = _reward(state, mu[arm], False, 0.0)
             counts[arm] += 1.0
             sums[arm] += r

@@ -9,10 +9,16 @@ import math
 import numba
 import numpy as np
 import pytest
+from numba import njit
 
 from feedbackgym.agents import AGENTS
 from feedbackgym.agents import _fused_bandits as fb
-from feedbackgym.agents._kernels import beta_tails, beta_tails_density
+from feedbackgym.agents._kernels import (
+    _kl_ucb_bound,
+    _kl_ucb_exact,
+    beta_tails,
+    beta_tails_density,
+)
 from feedbackgym.agents.fused import fused_agents, fused_run
 from feedbackgym.errors import ConfigError
 from feedbackgym.studies import RegretStudy, run_study
@@ -299,3 +305,105 @@ def test_fused_thompson_counts_its_draws_without_changing_a_number():
     assert np.all(thetas > horizon) and np.all(words >= thetas)
     assert np.all(words == np.round(words)) and np.all(words < 100 * horizon)
     assert int(fb._GOLDEN) * int(fb._GOLDEN_INVERSE) % 2**64 == 1
+
+
+@njit(cache=True)
+def _kl_ucb_plain(means, c, tol, horizon, env_seed, agent_seed):
+    """KL-UCB as the fused loop chose before it bracketed indices: the leader shortcut, then
+    every index the plain order reaches solved by ``_kl_ucb_exact`` and cached. Regret per
+    step."""
+    n_arms = means.size
+    state = np.array([env_seed, agent_seed], dtype=np.uint64)
+    gap = means.max() - means
+    counts, sums = np.zeros(n_arms), np.zeros(n_arms)
+    upper, cache = np.zeros(n_arms), np.full((n_arms, 3), -1.0)
+    regret, curve = 0.0, np.zeros(horizon)
+    for t in range(horizon):
+        arm = t
+        if t >= n_arms:
+            log_t = math.log(t)
+            lead, lead_mean = 0, -1.0
+            for k in range(n_arms):
+                if sums[k] / counts[k] > lead_mean:
+                    lead, lead_mean = k, sums[k] / counts[k]
+            rival = -1.0
+            for k in range(n_arms):
+                level = c * log_t / counts[k]
+                if cache[k, 0] >= 0.0:
+                    upper[k] = min(1.0, cache[k, 1] + (level - cache[k, 0]) * cache[k, 2])
+                else:
+                    upper[k] = _kl_ucb_bound(sums[k] / counts[k], level)
+                if k != lead:
+                    rival = max(rival, upper[k])
+            arm = lead
+            if rival >= fb._kl_ucb_lower(lead_mean, c * log_t / counts[lead]):
+                best = -1.0
+                for j in range(n_arms):
+                    k = lead if j == 0 else (j - 1 if j - 1 < lead else j)
+                    if upper[k] <= best:
+                        continue
+                    p, level = sums[k] / counts[k], c * log_t / counts[k]
+                    q = _kl_ucb_exact(p, level, upper[k], tol)
+                    cache[k, 0], cache[k, 1] = level, q
+                    cache[k, 2] = q * (1.0 - q) / (q - p) if p < q < 1.0 else np.inf
+                    if q > best:
+                        best, arm = q, k
+        counts[arm] += 1.0
+        sums[arm] += 1.0 if fb._uniform(state, 0) < means[arm] else 0.0
+        cache[arm, 0] = -1.0
+        regret += gap[arm]
+        curve[t] = regret
+    return curve
+
+
+@pytest.mark.parametrize("n_arms", [3, 40, 200])
+def test_fused_kl_ucb_pulls_what_solving_every_index_it_reaches_pulls(n_arms):
+    """The fused KL-UCB leaves the winner's index bracketed, unsolved, where the bracket
+    settles each comparison: its pulls must be those of solving every index the plain order
+    reaches, step for step (a bound that cut too deep would pull another arm, or leave a
+    different cached index to start the next solves from). Close means make close indices."""
+    means = np.round(0.65 - 0.01 * np.arange(n_arms) * (1 + np.arange(n_arms) % 2), 6)
+    means = np.maximum(means, 0.05)
+    horizon, runs = 4000, 3
+    seeds = [np.random.SeedSequence(s).generate_state(runs, dtype=np.uint64) for s in (5, 6)]
+    out = np.zeros((runs, horizon))
+    fb.kl_ucb_loop(np.tile(means, (runs, 1)), 1.0, 1e-6, np.arange(1, horizon + 1), *seeds, out)
+    for n in range(runs):
+        plain = _kl_ucb_plain(means, 1.0, 1e-6, horizon, seeds[0][n], seeds[1][n])
+        np.testing.assert_array_equal(out[n], plain)
+
+
+@njit(cache=True)
+def _bracket_misses(p, level, near, offset, tol):
+    """(brackets given, brackets missing ``_kl_ucb_exact``'s index, newton != exact) over
+    arms (p, level), starting from Pinsker's bound or, where ``near``, ``offset`` above the
+    root (as a cached tangent gives)."""
+    given, missed, differ = 0, 0, 0
+    for i in range(p.size):
+        start = _kl_ucb_bound(p[i], level[i])
+        if near[i]:
+            start = min(start, _kl_ucb_exact(p[i], level[i], start, 1e-13) + offset[i])
+        q = _kl_ucb_exact(p[i], level[i], start, tol)
+        if fb._kl_ucb_newton(p[i], level[i], start, tol, fb._entropy(p[i])) != q:
+            differ += 1
+        lo, hi = fb._kl_ucb_bracket(p[i], level[i], start, tol)
+        if lo <= hi:
+            given += 1
+            missed += not (lo <= q <= hi)
+    return given, missed, differ
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-6, 1e-10])
+def test_kl_ucb_bracket_holds_the_solved_index(tol):
+    """Every bracket the fused KL-UCB trusts holds the index Newton's method returns, and its
+    Newton solve with a cached entropy returns the step kernel's float: random arms of up to
+    2e5 pulls, any successes, t up to 1e6."""
+    rng = np.random.default_rng(7)
+    count = 200_000
+    n = rng.integers(1, 200_000, count)
+    p = rng.integers(0, n + 1) / n
+    level = np.log(rng.integers(n, 10**6)) / n
+    near = rng.random(count) < 0.5
+    offset = rng.random(count) * 10.0 ** rng.uniform(-13, -2, count)
+    given, missed, differ = _bracket_misses(p, level, near, offset, tol)
+    assert given > 0.75 * count and missed == 0 and differ == 0

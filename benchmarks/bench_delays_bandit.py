@@ -68,7 +68,7 @@ def outstanding_term(agent: str, delay: str, horizon: int, runs: int) -> float:
     import gymnasium as gym
 
     from feedbackgym.agents import make_agent
-    from feedbackgym.agents.base import update_extras
+    from feedbackgym.agents.bandits.base import update_extras
     from feedbackgym.feedback.delayed_bandit import DelayedFeedbackEnv
 
     base = gym.make_vec(

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 from _results import update_section  # noqa: E402
 from bench_train import mean_sd, random_return, run  # noqa: E402
 
-import feedbackgym.agents.redistribution  # noqa: E402, F401  (registers rrd-ppo)
+import feedbackgym.agents.learners.redistribution  # noqa: E402, F401  (registers rrd-ppo)
 
 #: (row name, config, target on the normalised return: (">=" or "<", value) or None)
 RUNS = (

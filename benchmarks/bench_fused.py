@@ -39,8 +39,8 @@ from _peers import run_peer  # noqa: E402
 from _results import update_section  # noqa: E402
 from bench_bandits import POLICIES, sem  # noqa: E402
 
-from feedbackgym.agents import _fused_bandits as fused_bandits  # noqa: E402
-from feedbackgym.agents._kernels import _uniform  # noqa: E402
+from feedbackgym.agents.bandits import fused_loops as fused_bandits  # noqa: E402
+from feedbackgym.agents.bandits.kernels import draw_uniform  # noqa: E402
 from feedbackgym.studies import RegretStudy, run_study  # noqa: E402
 
 AGENTS = list(POLICIES)  # ucb1, kl-ucb, thompson
@@ -236,7 +236,7 @@ def _uniforms(seeds: np.ndarray, per_stream: int) -> float:
         state = seeds[n : n + 1].copy()
         acc = 0.0
         for _ in range(per_stream):
-            acc += _uniform(state, 0)
+            acc += draw_uniform(state, 0)
         total += acc
     return total
 
@@ -244,7 +244,7 @@ def _uniforms(seeds: np.ndarray, per_stream: int) -> float:
 @njit(parallel=True, cache=True)
 def _betas(seeds: np.ndarray, per_stream: int, a: float, b: float) -> float:
     """Beta(a, b) variates as the fused loop draws a full theta (a ratio of two gammas)."""
-    shapes = fused_bandits._shape_constants(int(max(a, b)) + 1)
+    shapes = fused_bandits.shape_constants(int(max(a, b)) + 1)
     total = 0.0
     for n in prange(seeds.size):
         state = np.empty(2, dtype=np.uint64)
@@ -254,7 +254,7 @@ def _betas(seeds: np.ndarray, per_stream: int, a: float, b: float) -> float:
         beta = np.array([b])
         acc = 0.0
         for _ in range(per_stream):
-            acc += fused_bandits._draw(state, shapes, alpha, beta, 0)
+            acc += fused_bandits.draw_theta(state, shapes, alpha, beta, 0)
         total += acc
     return total
 

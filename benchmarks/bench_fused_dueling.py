@@ -3,7 +3,7 @@
 Two instances, T = 5,000: the K = 10 BTL matrix of ``bench_dueling.py`` (u = linspace(1, 0,
 10), slope 3) and a K = 12 probit (Thurstone) matrix, P_ij = Phi(2 (u_i - u_j)) with u =
 linspace(1, 0, 12). For RUCB, RMED1, DTS and MergeRUCB: the fused loop
-(:mod:`feedbackgym.agents._fused_dueling`, a cell's whole horizon in one compiled loop, runs
+(:mod:`feedbackgym.agents.dueling.fused_loops`, a cell's whole horizon in one compiled loop, runs
 over numba's threads) on 100 runs at once, the step-by-step loop (``agent.learn``) on the same
 runs, and duelpy 1.0.0 one run at a time in its own venv (``bench_dueling``'s peer code and
 instances). Ours use every core (numba threads = all unless ``--threads``); duelpy one. JIT
@@ -36,7 +36,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import feedbackgym  # noqa: E402, F401
-import feedbackgym.agents._fused_dueling  # noqa: E402, F401  (registers the fusers)
+import feedbackgym.agents.dueling.fused_loops  # noqa: E402, F401  (registers the fusers)
 from benchmarks._peers import run_peer  # noqa: E402
 from benchmarks._results import update_section  # noqa: E402
 from benchmarks.bench_dueling import (  # noqa: E402
@@ -50,7 +50,7 @@ from benchmarks.bench_dueling import (  # noqa: E402
     verdict,
 )
 from feedbackgym.agents import make_agent  # noqa: E402
-from feedbackgym.agents.fused import fused_run  # noqa: E402
+from feedbackgym.agents.bandits.fused import fused_run  # noqa: E402
 from feedbackgym.envs.dueling import utility_matrix  # noqa: E402
 
 AGENTS = ["rucb", "rmed1", "dts", "merge-rucb"]
@@ -204,7 +204,7 @@ def main() -> None:
         "## Fused dueling loops vs the step path and duelpy (`benchmarks/bench_fused_dueling.py`)",
         "",
         f"RUCB, RMED1, DTS and MergeRUCB, T = {args.horizon:,}: the fused loop "
-        "(`feedbackgym.agents._fused_dueling`, a cell's horizon in one compiled loop per run, "
+        "(`feedbackgym.agents.dueling.fused_loops`, a cell's horizon in one compiled loop per run, "
         f"runs spread over {numba.get_num_threads()} numba threads) and the step path "
         f"(`agent.learn`) on {args.runs} runs at once; duelpy 1.0.0 one run at a time "
         f"({args.peer_runs} runs per algorithm, one core). Fused figures are the best (and, in "

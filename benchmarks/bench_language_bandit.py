@@ -60,7 +60,7 @@ def reading(encoder: str) -> tuple[float, float]:
     usable ones whose most likely class is wrong (a move's amount aside)."""
     import numpy as np
 
-    from feedbackgym.agents.language_bandit import shared_grounding
+    from feedbackgym.agents.bandits.language import shared_grounding
     from feedbackgym.feedback.language import LanguageTeacher
 
     grounding = shared_grounding(encoder)

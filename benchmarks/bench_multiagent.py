@@ -344,7 +344,7 @@ SPREAD_KWARGS = {"N": 3, "max_cycles": 25}
 
 def _random_experience(seed: int, steps: int, copies: int = 8) -> Any:
     """A TeamPool of ``steps`` random-policy vector steps of ``copies`` spread teams."""
-    from feedbackgym.agents.queries import TeamPool
+    from feedbackgym.agents.learners.queries import TeamPool
     from feedbackgym.envs.multiagent.vector import make_team_vec_env
 
     env = make_team_vec_env(SPREAD, copies, seed=seed, env_kwargs=SPREAD_KWARGS)
@@ -372,8 +372,8 @@ def _fixed_reward(kind: str, seed: int, pool: Any) -> Any:
         flat = feats.reshape(-1, feats.shape[-1])
         model.feature_mean = flat.mean(axis=0)
         model.feature_std = flat.std(axis=0) + 1e-6
-        model._build(flat.shape[1])
-        x, y = model._scaled(feats), torch.as_tensor(team, dtype=torch.float32)
+        model.build(flat.shape[1])
+        x, y = model.scaled(feats), torch.as_tensor(team, dtype=torch.float32)
         generator = torch.Generator().manual_seed(seed)
         for _ in range(6000):
             rows = torch.randint(0, len(x), (512,), generator=generator)
@@ -409,8 +409,8 @@ def run_fixed(job: tuple[str, int]) -> tuple[str, dict[str, float]]:
     import torch
     from stable_baselines3 import PPO
 
-    from feedbackgym.agents.preference import LearnedRewardVecEnv
-    from feedbackgym.agents.queries import TeamPool
+    from feedbackgym.agents.learners.preference import LearnedRewardVecEnv
+    from feedbackgym.agents.learners.queries import TeamPool
     from feedbackgym.envs.multiagent.vector import make_team_vec_env
     from feedbackgym.studies.train import Evaluator
 

@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import update_section  # noqa: E402
 
-from feedbackgym.agents.multiagent_bandit import make_team_agent  # noqa: E402
+from feedbackgym.agents.dueling.team import make_team_agent  # noqa: E402
 from feedbackgym.envs.multiagent.team_duel_v0 import TeamDuelVec  # noqa: E402
 
 N_ARMS = 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -26,6 +27,15 @@ class Registry(Generic[T]):
         self.kind = kind
         self._classes: dict[str, type[T]] = {}
         self._defaults: dict[str, dict[str, Any]] = {}  # presets: name -> default kwargs
+        self._lazy: dict[str, str] = {}
+
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register ``name`` as ``"module:Class"``, imported on first use (the module then
+        registers the class under ``name`` itself, e.g. with :meth:`register` as a decorator).
+        Registration as data: the registry lists every name without importing any class."""
+        if name in self._classes or name in self._lazy:
+            raise ConfigError(f"{self.kind} name {name!r} is already registered")
+        self._lazy[name] = target
 
     def register(
         self,
@@ -54,6 +64,7 @@ class Registry(Generic[T]):
             ):
                 raise ConfigError(f"{self.kind} name {name!r} is already registered")
             self._classes[name] = klass
+            self._lazy.pop(name, None)
             if defaults is None:
                 self._defaults.pop(name, None)
                 klass.registry_name = name  # type: ignore[attr-defined]
@@ -65,13 +76,17 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> type[T]:
         """The class registered as ``name``; an unknown name raises a one-line ConfigError."""
+        if name in self._lazy:
+            module, attr = self._lazy[name].split(":")
+            klass = getattr(importlib.import_module(module), attr)
+            self.register(name, klass, overwrite=True)
         try:
             return self._classes[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._classes, n=1)
+            close = difflib.get_close_matches(name, self.names(), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
-                f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(sorted(self._classes))}"
+                f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(self.names())}"
             ) from None
 
     def make(self, name: str, *args: Any, **kwargs: Any) -> T:
@@ -104,10 +119,10 @@ class Registry(Generic[T]):
         return dict(self._defaults.get(name, {}))
 
     def names(self) -> list[str]:
-        return sorted(self._classes)
+        return sorted({*self._classes, *self._lazy})
 
     def __contains__(self, name: object) -> bool:
-        return name in self._classes
+        return name in self._classes or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

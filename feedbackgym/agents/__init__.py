@@ -1,10 +1,16 @@
-"""Agents: bandit agents vectorised across runs (numpy/numba), and learners from feedback."""
+"""Agents, in two worlds:
 
-from feedbackgym.agents import (
-    bandits,  # noqa: F401  (registers the bandit agents)
-    delayed,  # noqa: F401  (registers the delay-aware agents)
+- bandit and dueling-bandit agents, vectorised across runs (numpy, numba; ``AGENTS``):
+  :mod:`feedbackgym.agents.bandits`, :mod:`feedbackgym.agents.dueling`;
+- learners from feedback (torch; SB3 does the RL; ``LEARNERS``):
+  :mod:`feedbackgym.agents.learners`.
+"""
+
+from feedbackgym.agents import (  # noqa: F401  (each subpackage registers its agents)
+    bandits,
+    dueling,
 )
-from feedbackgym.agents.bandits import (
+from feedbackgym.agents.bandits.algorithms import (
     EXP3,
     KLUCB,
     UCB1,
@@ -13,8 +19,9 @@ from feedbackgym.agents.bandits import (
     LinUCB,
     ThompsonSampling,
 )
-from feedbackgym.agents.base import AGENTS, BanditAgent, make_agent, register_agent
-from feedbackgym.agents.dueling import (
+from feedbackgym.agents.bandits.base import AGENTS, BanditAgent, make_agent, register_agent
+from feedbackgym.agents.bandits.language import LanguageThompsonSampling
+from feedbackgym.agents.dueling.algorithms import (
     RMED1,
     RUCB,
     BeatTheMean,
@@ -26,22 +33,23 @@ from feedbackgym.agents.dueling import (
     MergeRUCB,
     SelfSparring,
 )
-from feedbackgym.agents.language_bandit import LanguageThompsonSampling
+from feedbackgym.agents.learners import LEARNERS, register_learner
 
 #: The learners from feedback (SB3, torch) load on first use: ``feedbackgym.agents.PrefPPO``.
-_LEARNERS = ("LEARNERS", "PreferenceLearner", "PrefPPO", "PrefSAC", "TruePPO", "TrueSAC")
+_LEARNERS = ("PreferenceLearner", "PrefPPO", "PrefSAC", "TruePPO", "TrueSAC")
 
 
 def __getattr__(name: str) -> object:
-    if name in _LEARNERS or name == "register_learner":
-        from feedbackgym.agents import preference
+    if name in _LEARNERS:
+        from feedbackgym.agents import learners
 
-        return getattr(preference, name)
+        return getattr(learners, name)
     raise AttributeError(f"module 'feedbackgym.agents' has no attribute {name!r}")
 
 
 __all__ = [
     *_LEARNERS,
+    "LEARNERS",
     "register_learner",
     "AGENTS",
     "BanditAgent",

@@ -193,7 +193,7 @@ class LanguageTeacher(FeedbackModel):
         #: positive way; for ``hp_axis`` the axis is the one that was right), ``amount``
         #: (0: small, 1: large), ``says_amount`` (the sentence has amount words) and
         #: ``template`` (index of the template in its meaning's list). Learners fit their
-        #: grounding on this table (``feedbackgym.agents.grounding``).
+        #: grounding on this table (``feedbackgym.feedback.grounding``).
         self.table = {
             "sentence": self._flat,
             "meaning": np.asarray(MEANINGS)[meta[:, 0]],

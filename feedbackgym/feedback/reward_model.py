@@ -341,11 +341,13 @@ class RewardModel:
         self.feature_mean, self.feature_std = mean, std
 
     # ----- the network --------------------------------------------------------------------
-    def _build(self, width: int) -> None:
+    def build(self, width: int) -> None:
+        """Create the members' network for ``width`` input features and its optimiser (what
+        :meth:`fit` does on its first call; the weights draw from the model's own seed)."""
         import torch
 
         generator = torch.Generator().manual_seed(int(self._order_rng.integers(2**31)))
-        from feedbackgym.feedback._networks import EnsembleMLP
+        from feedbackgym.feedback.networks import EnsembleMLP
 
         self.network = EnsembleMLP(
             width, self.hidden, self.layers, self.members, generator, self.bounded
@@ -355,7 +357,9 @@ class RewardModel:
             self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
 
-    def _scaled(self, feats: np.ndarray) -> Any:
+    def scaled(self, feats: np.ndarray) -> Any:
+        """``feats`` (see :meth:`features`) as the network's input tensor: standardised with
+        the feature scale of the labelled steps (:meth:`set_feature_scale`)."""
         import torch
 
         x = torch.as_tensor(feats, device=self.device)
@@ -414,19 +418,19 @@ class RewardModel:
         one_hot = self.one_hot_columns(arrays[f"{kind}_obs"], arrays[f"{kind}_actions"], lead=3)
         self.set_feature_scale(sample, one_hot)
         if self.network is None:
-            self._build(sample.shape[1])
+            self.build(sample.shape[1])
         self.network.train()
         self._numpy_weights = None
         losses = {}
         rows = sum(x.size // x.shape[-1] for x in (pair_x, rank_x) if x is not None)
         with cpu_threads(self.device, rows, self.threads):
-            xp = None if pair_x is None else self._scaled(pair_x)
+            xp = None if pair_x is None else self.scaled(pair_x)
             yp = (
                 None
                 if pair_x is None
                 else torch.as_tensor(arrays["labels"], dtype=torch.float32, device=self.device)
             )
-            xr = None if rank_x is None else self._scaled(rank_x)
+            xr = None if rank_x is None else self.scaled(rank_x)
             orders = (
                 None if rank_x is None else torch.as_tensor(arrays["orders"], device=self.device)
             )
@@ -585,7 +589,7 @@ class RewardModel:
         chunk = 1 << 16
         with torch.no_grad(), cpu_threads(self.device, feats.shape[0]):
             for start in range(0, feats.shape[0], chunk):
-                x = self._scaled(feats[start : start + chunk])
+                x = self.scaled(feats[start : start + chunk])
                 out[:, start : start + chunk] = self.network(x).cpu().numpy()
         return out.reshape((self.members,) + shape)
 
@@ -705,7 +709,7 @@ class RewardModel:
         if state["network"] is not None:
             model.feature_mean = np.asarray(state["feature_mean"], dtype=np.float32)
             model.feature_std = np.asarray(state["feature_std"], dtype=np.float32)
-            model._build(model.feature_mean.shape[0])
+            model.build(model.feature_mean.shape[0])
             model.network.load_state_dict(state["network"])
             model.optimiser.load_state_dict(state["optimiser"])
             model.network.eval()

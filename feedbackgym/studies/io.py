@@ -1,33 +1,17 @@
-"""Atomic file writes for study results: a crash leaves the old file or the new one, never half."""
+"""Study results written atomically (:mod:`feedbackgym.io`): text, JSON and CSV."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write`` on a temporary file beside ``path`` and move it into place when done."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from feedbackgym.io import atomic_write
 
 
 def write_text(path: str | Path, text: str) -> None:

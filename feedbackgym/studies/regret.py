@@ -25,8 +25,8 @@ import numpy as np
 
 import feedbackgym  # noqa: F401  (registers the envs, also in worker processes)
 from feedbackgym.agents import AGENTS
-from feedbackgym.agents.base import default_metric, env_horizon
-from feedbackgym.agents.fused import PATHS, fused_agents, fused_run
+from feedbackgym.agents.bandits.base import default_metric, env_horizon
+from feedbackgym.agents.bandits.fused import PATHS, fused_agents, fused_run
 from feedbackgym.envs import registered_ids, resolve_env_id
 from feedbackgym.errors import ConfigError, check_positive_int
 from feedbackgym.feedback.delayed_bandit import (
@@ -72,9 +72,9 @@ class RegretStudy:
         ``batched:500``): every run's feedback reaches its agent that late
         (:class:`~feedbackgym.feedback.delayed_bandit.DelayedFeedbackEnv`); None: no delay.
     :param path: how cells run: ``"fused"``, the whole horizon in one compiled loop
-        (:mod:`feedbackgym.agents.fused`; a ConfigError from :meth:`validate` when an agent has
-        none for this env), ``"steps"``, the step-by-step ``learn`` loop, or ``"auto"``, fused
-        where the env and agent allow it. The two paths agree in distribution, not number by
+        (:mod:`feedbackgym.agents.bandits.fused`; a ConfigError from :meth:`validate` when an
+        agent has none for this env), ``"steps"``, the step-by-step ``learn`` loop, or ``"auto"``,
+        fused where the env and agent allow it. The two paths agree in distribution, not number by
         number; :meth:`validate` fills ``paths``, the path each agent takes.
     """
 

@@ -67,12 +67,12 @@ def run_study(
         raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     workers = check_positive_int("workers", workers)
     if backend == "ray":
-        _import_ray()
+        import_ray()
     study.validate()
     out = Path(out)
     _check_out_dir(out, study)
     # Join the backend before writing anything, so a cluster that is not there leaves DIR as it was.
-    with _ray_session(ray_address, workers) if backend == "ray" else nullcontext():
+    with ray_session(ray_address, workers) if backend == "ray" else nullcontext():
         _run_cells(study, out, backend, workers, ray_address, progress, console)
     return write_results(study, out, tensorboard=tensorboard)
 
@@ -128,7 +128,8 @@ def _run_cells(
                 advance(cell, cell.runs * study.horizon)
 
 
-def _import_ray() -> Any:
+def import_ray() -> Any:
+    """The ``ray`` module; a one-line ConfigError naming the extra to install when missing."""
     try:
         import ray
     except ImportError:
@@ -191,7 +192,7 @@ def execute(
     The one cell machinery of regret studies and sweeps. ``local``: in this process
     (``workers=1``; with ``advance``, ``fn`` gets ``callback=`` to report progress as it goes,
     and ``streamed`` is True) or in ``workers`` spawned processes; ``ray``: one Ray task per
-    item with one CPU and ``num_gpus`` GPUs, on the Ray that :func:`_ray_session` joined.
+    item with one CPU and ``num_gpus`` GPUs, on the Ray that :func:`ray_session` joined.
     """
     if backend == "ray":
         yield from _run_ray(fn, items, num_gpus)
@@ -226,10 +227,10 @@ def _run_local(
 
 
 @contextmanager
-def _ray_session(address: str | None, workers: int) -> Iterator[Any]:
+def ray_session(address: str | None, workers: int) -> Iterator[Any]:
     """Ray, initialised here (local with ``workers`` CPUs, or joining ``address``) unless it
     already is; shut down on exit when started here."""
-    ray = _import_ray()
+    ray = import_ray()
     if ray.is_initialized():
         yield ray
         return

@@ -240,13 +240,13 @@ def run_sweep(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from feedbackgym.studies.runner import BACKENDS, _import_ray, _ray_session, execute
+    from feedbackgym.studies.runner import BACKENDS, execute, import_ray, ray_session
 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     workers = check_positive_int("workers", workers)
     if backend == "ray":
-        _import_ray()
+        import_ray()
     out = Path(out)
     _check_out_dir(out, sweep)
     sweep.validate()
@@ -260,7 +260,7 @@ def run_sweep(
         TextColumn("cells"),
         TimeElapsedColumn(),
     ]
-    with _ray_session(ray_address, workers) if backend == "ray" else nullcontext():
+    with ray_session(ray_address, workers) if backend == "ray" else nullcontext():
         io.write_json(out / "sweep.json", sweep.config())
         jobs = [(cell.options, str(out / "cells" / cell.name)) for cell in todo]
         with Progress(*columns, console=console, disable=not progress) as bar:

@@ -189,7 +189,7 @@ def make_env(config: TrainConfig, n_envs: int, seed: int, delayed: bool = True) 
 
 def make_teacher(config: TrainConfig) -> Any:
     """The run's teacher (None for the true-reward baselines), checked against the algo."""
-    from feedbackgym.agents.preference import LEARNERS
+    from feedbackgym.agents.learners import LEARNERS
     from feedbackgym.feedback import FEEDBACK_MODELS, Budget, make_feedback_model
 
     learner = LEARNERS.get(config.algo)
@@ -244,7 +244,7 @@ def make_teacher(config: TrainConfig) -> Any:
 
 def make_learner(config: TrainConfig, teacher: Any, tensorboard: str | None = None) -> Any:
     """The learner of ``config`` on a fresh training VecEnv."""
-    from feedbackgym.agents.preference import LEARNERS
+    from feedbackgym.agents.learners import LEARNERS
 
     cls = LEARNERS.get(config.algo)
     env = make_env(config, config.n_envs, config.seed)

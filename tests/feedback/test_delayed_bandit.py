@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from feedbackgym.agents import AGENTS, make_agent
-from feedbackgym.agents.base import BanditAgent
+from feedbackgym.agents.bandits.base import BanditAgent
 from feedbackgym.errors import ConfigError
 from feedbackgym.feedback.delayed_bandit import DelayedFeedbackEnv, mean_delay, parse_delay
 from feedbackgym.studies.regret import make_env

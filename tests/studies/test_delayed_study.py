@@ -130,7 +130,7 @@ def test_runs_per_cell_leaves_the_delayed_regret_distribution_unchanged(agent) -
     """Issue 23, item 1: under a delay, runs_per_cell 1, 7 and the total (21) give the same
     regret distribution. A cell's runs share its random streams, so the numbers differ run by
     run; every run's own clock makes the distributions agree (number by number for the same
-    streams, every agent: tests/agents/test_delayed_agents.py). Before, the agents' clock
+    streams, every agent: tests/agents/bandits/test_delayed_agents.py). Before, the agents' clock
     advanced with every run's arrivals: with 7 or 21 runs in a cell EXP3's learning rate fell
     and epsilon-greedy's exploration rate fell, moving their regret 4 to 6 standard errors
     from one run per cell (qpmd's and UCB1's moved too, by less than this test can see)."""

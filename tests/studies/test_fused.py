@@ -12,14 +12,14 @@ import pytest
 from numba import njit
 
 from feedbackgym.agents import AGENTS
-from feedbackgym.agents import _fused_bandits as fb
-from feedbackgym.agents._kernels import (
-    _kl_ucb_bound,
-    _kl_ucb_exact,
+from feedbackgym.agents.bandits import fused_loops as fb
+from feedbackgym.agents.bandits.fused import fused_agents, fused_run
+from feedbackgym.agents.bandits.kernels import (
     beta_tails,
     beta_tails_density,
+    kl_ucb_bound,
+    kl_ucb_exact,
 )
-from feedbackgym.agents.fused import fused_agents, fused_run
 from feedbackgym.errors import ConfigError
 from feedbackgym.studies import RegretStudy, run_study
 from feedbackgym.studies.regret import make_env
@@ -281,7 +281,7 @@ def test_fused_ucb1_pulls_the_argmax_of_every_index_at_every_step(n_arms):
             index = sums / counts + math.sqrt(2.0 * math.log(t)) * np.sqrt(1.0 / counts)
             arm = int(np.argmax(index))
         counts[arm] += 1
-        sums[arm] += 1.0 if fb._uniform(state, 0) < means[arm] else 0.0
+        sums[arm] += 1.0 if fb.draw_uniform(state, 0) < means[arm] else 0.0
         regret += gap[arm]
         curve[t] = regret
     np.testing.assert_array_equal(out[0], curve)
@@ -304,13 +304,13 @@ def test_fused_thompson_counts_its_draws_without_changing_a_number():
     # each theta costs at least one uniform, and with ten arms this close some are drawn often
     assert np.all(thetas > horizon) and np.all(words >= thetas)
     assert np.all(words == np.round(words)) and np.all(words < 100 * horizon)
-    assert int(fb._GOLDEN) * int(fb._GOLDEN_INVERSE) % 2**64 == 1
+    assert int(fb.SPLITMIX_GOLDEN) * int(fb.SPLITMIX_GOLDEN_INVERSE) % 2**64 == 1
 
 
 @njit(cache=True)
 def _kl_ucb_plain(means, c, tol, horizon, env_seed, agent_seed):
     """KL-UCB as the fused loop chose before it bracketed indices: the leader shortcut, then
-    every index the plain order reaches solved by ``_kl_ucb_exact`` and cached. Regret per
+    every index the plain order reaches solved by ``kl_ucb_exact`` and cached. Regret per
     step."""
     n_arms = means.size
     state = np.array([env_seed, agent_seed], dtype=np.uint64)
@@ -332,7 +332,7 @@ def _kl_ucb_plain(means, c, tol, horizon, env_seed, agent_seed):
                 if cache[k, 0] >= 0.0:
                     upper[k] = min(1.0, cache[k, 1] + (level - cache[k, 0]) * cache[k, 2])
                 else:
-                    upper[k] = _kl_ucb_bound(sums[k] / counts[k], level)
+                    upper[k] = kl_ucb_bound(sums[k] / counts[k], level)
                 if k != lead:
                     rival = max(rival, upper[k])
             arm = lead
@@ -343,13 +343,13 @@ def _kl_ucb_plain(means, c, tol, horizon, env_seed, agent_seed):
                     if upper[k] <= best:
                         continue
                     p, level = sums[k] / counts[k], c * log_t / counts[k]
-                    q = _kl_ucb_exact(p, level, upper[k], tol)
+                    q = kl_ucb_exact(p, level, upper[k], tol)
                     cache[k, 0], cache[k, 1] = level, q
                     cache[k, 2] = q * (1.0 - q) / (q - p) if p < q < 1.0 else np.inf
                     if q > best:
                         best, arm = q, k
         counts[arm] += 1.0
-        sums[arm] += 1.0 if fb._uniform(state, 0) < means[arm] else 0.0
+        sums[arm] += 1.0 if fb.draw_uniform(state, 0) < means[arm] else 0.0
         cache[arm, 0] = -1.0
         regret += gap[arm]
         curve[t] = regret
@@ -375,15 +375,15 @@ def test_fused_kl_ucb_pulls_what_solving_every_index_it_reaches_pulls(n_arms):
 
 @njit(cache=True)
 def _bracket_misses(p, level, near, offset, tol):
-    """(brackets given, brackets missing ``_kl_ucb_exact``'s index, newton != exact) over
+    """(brackets given, brackets missing ``kl_ucb_exact``'s index, newton != exact) over
     arms (p, level), starting from Pinsker's bound or, where ``near``, ``offset`` above the
     root (as a cached tangent gives)."""
     given, missed, differ = 0, 0, 0
     for i in range(p.size):
-        start = _kl_ucb_bound(p[i], level[i])
+        start = kl_ucb_bound(p[i], level[i])
         if near[i]:
-            start = min(start, _kl_ucb_exact(p[i], level[i], start, 1e-13) + offset[i])
-        q = _kl_ucb_exact(p[i], level[i], start, tol)
+            start = min(start, kl_ucb_exact(p[i], level[i], start, 1e-13) + offset[i])
+        q = kl_ucb_exact(p[i], level[i], start, tol)
         if fb._kl_ucb_newton(p[i], level[i], start, tol, fb._entropy(p[i])) != q:
             differ += 1
         lo, hi = fb._kl_ucb_bracket(p[i], level[i], start, tol)

@@ -23,7 +23,7 @@ multi-dueling regret), ``regret_strong`` / ``regret_weak`` (max / min), ``team_r
 ``condorcet_winner``.
 
 One implementation: :class:`TeamDuelVec` steps many independent runs in one numpy call (for
-regret studies, ``feedbackgym.agents.multiagent_bandit``); :class:`raw_env`, the PettingZoo
+regret studies, ``feedbackgym.agents.dueling.team``); :class:`raw_env`, the PettingZoo
 ``ParallelEnv``, is a one-run view of it.
 """
 

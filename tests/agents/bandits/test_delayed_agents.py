@@ -158,7 +158,7 @@ def test_delayed_dts_runs_without_condorcet_winner_and_rucb_does_not() -> None:
 def test_delay_study_script_writes_csv_and_plot(tmp_path: Path) -> None:
     import importlib.util
 
-    script = Path(__file__).parents[2] / "scripts" / "delay_study.py"
+    script = Path(__file__).parents[3] / "scripts" / "delay_study.py"
     spec = importlib.util.spec_from_file_location("delay_study", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

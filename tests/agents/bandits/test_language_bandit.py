@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from feedbackgym.agents import AGENTS, BanditAgent, LanguageThompsonSampling, make_agent
-from feedbackgym.agents import language_bandit as lb
+from feedbackgym.agents.bandits import language as lb
 from feedbackgym.errors import ConfigError
 
 ENV_ID = "feedbackgym/LanguageBandit-v0"

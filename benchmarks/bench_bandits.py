@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parts import add_common_arguments  # noqa: E402
 from _peers import run_peer  # noqa: E402
 from _results import update_section  # noqa: E402
 
@@ -89,8 +90,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000, help="our runs per policy")
     parser.add_argument("--peer-runs", type=int, default=30, help="SMPyBandits runs per policy")
     parser.add_argument("--horizon", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, default=1, help="our worker processes")
-    parser.add_argument("--quick", action="store_true", help="tiny budgets, no RESULTS.md update")
+    add_common_arguments(
+        parser,
+        workers=1,
+        workers_help="our worker processes",
+        quick="smoke run: tiny budgets, no RESULTS.md update",
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.peer_runs, args.horizon = 200, 3, 2000

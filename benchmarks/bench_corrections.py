@@ -33,12 +33,12 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from _parts import add_common_arguments, run_folder  # noqa: E402
 from _results import update_section  # noqa: E402
 
 from feedbackgym.feedback.language import default_templates_path  # noqa: E402
@@ -96,29 +96,26 @@ def at(rows: list[dict], learner: str, budget: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--seeds", default="3-8", help="seeds of every cell: FIRST-LAST, or a count N (0 .. N-1)"
-    )
-    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts to run")
-    parser.add_argument("--keep", help="keep the run folders here (a later run resumes them)")
+    add_common_arguments(parser, parts=PARTS, seeds="3-8", seed_count=True, keep=True)
     parser.add_argument("--print-only", action="store_true", help="leave RESULTS.md alone")
     args = parser.parse_args()
-    parts = [p for p in args.parts.split(",") if p]
-    if not parts or set(parts) - set(PARTS):
-        parser.error(f"--parts must name some of {', '.join(PARTS)}, got {args.parts!r}")
-    if "unseen" in parts and "clean" not in parts:
+    if "unseen" in args.parts and "clean" not in args.parts:
         parser.error("--parts unseen needs clean too (the drop is measured from it)")
-    first, _, last = args.seeds.partition("-")
-    if not (first.isdigit() and (last.isdigit() or not last)):
-        parser.error(f"--seeds must be FIRST-LAST or a count, got {args.seeds!r}")
-    seeds = range(int(first), int(last) + 1) if last else range(int(first))
-    if not seeds:
-        parser.error(f"--seeds {args.seeds!r} names no seed")
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-corr-"))
+    with run_folder(args.keep, prefix="bench-corr-") as root:
+        lines = measure(root, args.parts, args.seeds)
+    if set(args.parts) == set(PARTS) and not args.print_only:
+        update_section("bench_corrections", "\n".join(lines))
+    print("\n".join(lines))
+
+
+def measure(root: Path, parts: list[str], seeds: list[int]) -> list[str]:
+    """The section's lines for ``parts``: runs in ``root``, where cells already done are read."""
+    consecutive = seeds == list(range(seeds[0], seeds[-1] + 1))
+    span = f"{seeds[0]}-{seeds[-1]}" if consecutive else ", ".join(map(str, seeds))
     lines = [
         "## Corrections in words vs preferences on PointGoal (`bench_corrections.py`)",
         "",
-        f"Each cell: {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), one `feedbackgym train` run each "
+        f"Each cell: {len(seeds)} seeds ({span}), one `feedbackgym train` run each "
         "(`lang-goal` or `pref-goal`, 1 env, `2 x budget + 6` attempts of 100 steps), success of "
         "the most probable candidate over 20 evaluation episodes; mean ± standard error. "
         "Columns: the person interactions allowed (corrections, or comparisons of two "
@@ -218,14 +215,10 @@ def main() -> None:
         f"together (`wall_seconds` of their summaries); this process "
         f"{time.perf_counter() - begin:.0f} s (runs already in --keep are read back)."
     ]
-    if set(parts) == set(PARTS) and not args.print_only:
-        update_section("bench_corrections", "\n".join(lines))
-    print("\n".join(lines))
-    if not args.keep:
-        shutil.rmtree(root, ignore_errors=True)
+    return lines
 
 
-def unseen_part(root: Path, clean: list[dict], lang: list[Learner], seeds: range) -> list[str]:
+def unseen_part(root: Path, clean: list[dict], lang: list[Learner], seeds: list[int]) -> list[str]:
     """Runs with each set of unseen phrasings; the table, the figures at 20 corrections and
     the verdict on the target."""
     learners = {

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from _parts import add_common_arguments, run_folder  # noqa: E402
 from _results import update_section  # noqa: E402
 from bench_train import CONFIGS, mean_sd, random_return, run  # noqa: E402
 
@@ -116,19 +116,19 @@ def overrides(quick: bool) -> dict[str, tuple[str, dict[str, Any]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--keep", default=None, help="keep the run folders here")
-    parser.add_argument(
-        "--quick", action="store_true", help="one seed, tiny budgets, no RESULTS.md"
+    add_common_arguments(
+        parser,
+        seeds="0,1,2",
+        device="cpu",
+        keep=True,
+        quick="smoke run: one seed, tiny budgets, no RESULTS.md update",
     )
     args = parser.parse_args()
-    seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
+    seeds = [0] if args.quick else args.seeds
     rows = overrides(args.quick)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in rows}
     begin = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.keep) if args.keep else Path(tmp)
+    with run_folder(args.keep) as out:
         randoms = [random_return("pendulum-cpl", seed) for seed in seeds]
         for seed in seeds:  # interleaved, so machine load falls on every learner alike
             for name, (config, options) in rows.items():

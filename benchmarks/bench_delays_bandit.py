@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parts import add_common_arguments  # noqa: E402
 from _results import update_section  # noqa: E402
 
 from feedbackgym.studies import RegretStudy, run_study  # noqa: E402
@@ -96,7 +97,9 @@ def outstanding_term(agent: str, delay: str, horizon: int, runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
+    add_common_arguments(
+        parser, quick="smoke run: T = 600, 10 runs; writes RESULTS.md all the same"
+    )
     args = parser.parse_args()
     horizon, runs = (600, 10) if args.quick else (3000, 50)
     finals: dict[float, dict[str, float]] = {}

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from _parts import add_common_arguments, run_folder, run_parts  # noqa: E402
 from _results import update_section  # noqa: E402
 from bench_train import random_return  # noqa: E402
 from bench_train import run as run_config  # noqa: E402
@@ -171,27 +170,23 @@ def part_hindsight(out: Path, device: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="hindsight,late")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--keep", default=None, help="keep the run folders here")
+    add_common_arguments(
+        parser, parts=PARTS, default_parts="hindsight,late", device="cpu", keep=True
+    )
     args = parser.parse_args()
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    for part in parts:
-        if part not in PARTS:
-            parser.error(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
     sections: dict[str, list[str]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.keep) if args.keep else Path(tmp)
-        for part in parts:
-            print(f"[bench_delays_pref] {part}", flush=True)
-            begin = time.perf_counter()
-            sections[part] = globals()[f"part_{part}"](out / part, args.device)
-            print(f"[bench_delays_pref] {part} done in {time.perf_counter() - begin:.0f} s")
-            lines = ["## Late labels and hindsight feedback (`bench_delays_pref.py`)", ""]
-            for name in PARTS:
-                if name in sections:
-                    lines += sections[name] + [""]
-            update_section("bench_delays_pref", "\n".join(lines))
+
+    def run_part(out: Path, part: str) -> None:
+        """The part's lines, and the section rewritten with every part run so far."""
+        sections[part] = globals()[f"part_{part}"](out / part, args.device)
+        lines = ["## Late labels and hindsight feedback (`bench_delays_pref.py`)", ""]
+        for name in PARTS:
+            if name in sections:
+                lines += sections[name] + [""]
+        update_section("bench_delays_pref", "\n".join(lines))
+
+    with run_folder(args.keep) as out:
+        run_parts("bench_delays_pref", args.parts, lambda part: run_part(out, part))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from _parts import add_common_arguments, run_folder  # noqa: E402
 from _results import update_section  # noqa: E402
 from bench_train import mean_sd, random_return, run  # noqa: E402
 
@@ -40,15 +40,12 @@ RUNS = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--keep", default=None, help="keep the run folders here")
+    add_common_arguments(parser, seeds="0,1,2", device="cpu", keep=True)
     args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     begin = time.perf_counter()
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in RUNS}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.keep) if args.keep else Path(tmp)
+    with run_folder(args.keep) as out:
         randoms = [random_return("pendulum-ppo", seed) for seed in seeds]
         for seed in seeds:  # interleaved, so machine load falls on every learner alike
             for name, config, _ in RUNS:

@@ -34,6 +34,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import feedbackgym  # noqa: E402, F401
+from benchmarks._parts import add_common_arguments  # noqa: E402
 from benchmarks._peers import run_peer  # noqa: E402
 from benchmarks._results import update_section  # noqa: E402
 from feedbackgym.agents import make_agent  # noqa: E402
@@ -338,7 +339,7 @@ def main() -> None:
     parser.add_argument("--k100-horizon", type=int, default=100_000)
     parser.add_argument("--k100-runs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="numba threads for ours")
-    parser.add_argument("--quick", action="store_true", help="small smoke run, no RESULTS.md")
+    add_common_arguments(parser, quick="smoke run: small budgets, no RESULTS.md update")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.peer_runs, args.k100_horizon, args.k100_runs = 100, 3, 2000, 4

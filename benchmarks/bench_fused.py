@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit, prange
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parts import add_common_arguments  # noqa: E402
 from _peers import run_peer  # noqa: E402
 from _results import update_section  # noqa: E402
 from bench_bandits import POLICIES, sem  # noqa: E402
@@ -299,7 +300,7 @@ def main() -> None:
         "--steps-max-runs", type=int, default=1000, help="largest run count timed on the step path"
     )
     parser.add_argument("--ks", default=",".join(map(str, KS)), help="the family's K")
-    parser.add_argument("--quick", action="store_true", help="tiny budgets, no RESULTS.md update")
+    add_common_arguments(parser, quick="smoke run: tiny budgets, no RESULTS.md update")
     args = parser.parse_args()
     if args.quick:
         args.horizon, args.runs, args.scaling, args.ks = 2000, 20, "1,10", "2,50"

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 import feedbackgym  # noqa: E402, F401
 import feedbackgym.agents.dueling.fused_loops  # noqa: E402, F401  (registers the fusers)
+from benchmarks._parts import add_common_arguments  # noqa: E402
 from benchmarks._peers import run_peer  # noqa: E402
 from benchmarks._results import update_section  # noqa: E402
 from benchmarks.bench_dueling import (  # noqa: E402
@@ -192,7 +193,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=HORIZON)
     parser.add_argument("--repeats", type=int, default=11, help="fused timings per figure")
     parser.add_argument("--threads", type=int, default=0, help="numba threads (0: all)")
-    parser.add_argument("--quick", action="store_true", help="small smoke run, no RESULTS.md")
+    add_common_arguments(parser, quick="smoke run: small budgets, no RESULTS.md update")
     args = parser.parse_args()
     args.scaling = RUNS_SCALING
     if args.quick:

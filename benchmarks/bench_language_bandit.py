@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parts import add_common_arguments  # noqa: E402
 from _results import update_section  # noqa: E402
 
 from feedbackgym.studies import RegretStudy, run_study  # noqa: E402
@@ -115,8 +116,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--horizon", type=int, default=5000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="100 runs x 500 steps, no RESULTS")
+    add_common_arguments(
+        parser,
+        workers=2,
+        workers_help="worker processes",
+        quick="smoke run: 100 runs x 500 steps, no RESULTS.md update",
+    )
     args = parser.parse_args()
     runs, horizon = (100, 500) if args.quick else (args.runs, args.horizon)
     encoders = ["builtin", *(["minilm"] if have_minilm() else [])]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parts import add_common_arguments  # noqa: E402
 from _results import update_section  # noqa: E402
 
 from feedbackgym.feedback import LearnedPreferenceModel, Segments, make_feedback_model  # noqa: E402
@@ -36,7 +37,7 @@ def segments(rng: np.random.Generator, n: int, reward_table: np.ndarray) -> Segm
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto")
+    add_common_arguments(parser, device="auto")
     parser.add_argument("--pairs", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=200)
     args = parser.parse_args()

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _parts import add_common_arguments, run_folder, run_parts  # noqa: E402
 from _results import update_section  # noqa: E402
 from bench_train import random_return  # noqa: E402
 
@@ -520,27 +520,22 @@ def part_ceiling(out: Path, seeds: list[int], workers: int, device: str) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default=",".join(PARTS))
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--keep", default=None, help="keep the run folders here")
+    add_common_arguments(
+        parser,
+        parts=PARTS,
+        seeds="0,1,2",
+        workers=2,
+        workers_help="runs at once, each in its own process on one torch thread",
+        device="cpu",
+        keep=True,
+    )
     args = parser.parse_args()
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    for part in parts:
-        if part not in PARTS:
-            parser.error(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.keep) if args.keep else Path(tmp)
-        for part in parts:
-            print(f"[bench_multiagent] {part}", flush=True)
-            begin = time.perf_counter()
-            globals()[f"part_{part}"](out / part, seeds, args.workers, args.device)
-            print(
-                f"[bench_multiagent] {part} done in {time.perf_counter() - begin:.0f} s",
-                flush=True,
-            )
+
+    def run_part(out: Path, part: str) -> None:
+        globals()[f"part_{part}"](out / part, args.seeds, args.workers, args.device)
+
+    with run_folder(args.keep) as out:
+        run_parts("bench_multiagent", args.parts, lambda part: run_part(out, part))
 
 
 if __name__ == "__main__":

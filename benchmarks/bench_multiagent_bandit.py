@@ -25,6 +25,7 @@ import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _parts import add_common_arguments  # noqa: E402
 from _results import update_section  # noqa: E402
 
 from feedbackgym.agents.dueling.team import make_team_agent  # noqa: E402
@@ -77,7 +78,7 @@ def growth(mean: np.ndarray, steps: np.ndarray, horizon: int) -> tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
+    add_common_arguments(parser, quick="smoke run: T = 2,000, 10 runs, no RESULTS.md update")
     args = parser.parse_args()
     numba.set_num_threads(1)  # one core: the figures are per-core and the machine is shared
     horizon, runs = (2000, 10) if args.quick else (20000, 100)

@@ -32,6 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+from _parts import add_common_arguments  # noqa: E402
 
 
 def shortened(timesteps: int) -> dict:
@@ -161,7 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/sweep-gpu")
     parser.add_argument("--timesteps", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=12)
+    add_common_arguments(parser, workers=12, workers_help="cells at once, sharing the one GPU")
     parser.add_argument("--report", default=None, help="write RESULTS.md from this JSON")
     parser.add_argument("--cpu-cell", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -40,8 +40,6 @@ import math
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from _parts import add_common_arguments, run_folder, run_parts  # noqa: E402
 from _peers import peer_python  # noqa: E402
 from _results import update_section  # noqa: E402
 
@@ -430,11 +429,15 @@ def part_pointgoal(out: Path, seeds: list[int], device: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default=",".join(PARTS))
-    parser.add_argument("--seeds", default=None, help="default 0,1,2 (imitation: 0-4)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--workers", type=int, default=1, help="imitation/ppo runs at once")
-    parser.add_argument("--keep", default=None, help="keep the run folders here")
+    add_common_arguments(
+        parser,
+        parts=PARTS,
+        seeds_per_part="0,1,2; imitation: 0-4",
+        device="cpu",
+        workers=1,
+        workers_help="imitation/ppo runs at once",
+        keep=True,
+    )
     parser.add_argument("--one-run", default=None, help=argparse.SUPPRESS)  # run_subprocess's
     args = parser.parse_args()
     if args.one_run:
@@ -442,25 +445,17 @@ def main() -> None:
         summary = run(job["config"], Path(job["out"]), **job["overrides"])
         print(json.dumps(summary))
         return
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    for part in parts:
-        if part not in PARTS:
-            parser.error(f"unknown part {part!r}; valid: {', '.join(PARTS)}")
-    if args.workers < 1:
-        parser.error(f"--workers must be >= 1, got {args.workers}")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.keep) if args.keep else Path(tmp)
-        for part in parts:
-            default = "0,1,2,3,4" if part == "imitation" else "0,1,2"
-            seeds = [int(s) for s in (args.seeds or default).split(",")]
-            print(f"[bench_train] {part}", flush=True)
-            begin = time.perf_counter()
-            function = globals()[f"part_{part}"]
-            if part in ("imitation", "ppo"):
-                function(out / part, seeds, args.device, args.workers)
-            else:
-                function(out / part, seeds, args.device)
-            print(f"[bench_train] {part} done in {time.perf_counter() - begin:.0f} s", flush=True)
+
+    def run_part(out: Path, part: str) -> None:
+        seeds = args.seeds or ([0, 1, 2, 3, 4] if part == "imitation" else [0, 1, 2])
+        function = globals()[f"part_{part}"]
+        if part in ("imitation", "ppo"):
+            function(out / part, seeds, args.device, args.workers)
+        else:
+            function(out / part, seeds, args.device)
+
+    with run_folder(args.keep) as out:
+        run_parts("bench_train", args.parts, lambda part: run_part(out, part))
 
 
 if __name__ == "__main__":

@@ -532,6 +532,7 @@ def main() -> None:
         "| end to end, 2 processes |",
         "|---|---:|---:|---:|---:|",
     ]
+    shares = []  # per-process one-thread rate / the one-process two-thread rate
     for agent in AGENTS:
         for count in sorted({runs, max(scaling)}):
             one = ours(agent, easy(10), count, horizon, "fused")
@@ -543,14 +544,16 @@ def main() -> None:
                 f"worker {two['rate'] / 1e6:.2f}M/s, end to end {two['wall_rate'] / 1e6:.2f}M/s",
                 flush=True,
             )
+            shares.append(two["rate"] / one["rate"])
             lines.append(
                 f"| {agent} | {count:,} | {one['rate']:,.0f} | {two['rate']:,.0f} | "
                 f"{two['wall_rate']:,.0f} |"
             )
     lines += [
         "",
-        "Per process, the rate with one thread is about half the one-process two-thread rate: no "
-        "oversubscription (each worker sets numba to cpu_count / workers threads). End to end, "
+        f"Per process, the rate with one thread is {min(shares):.2f}-{max(shares):.2f} of the "
+        "one-process two-thread rate (each worker sets numba to cpu_count / workers threads, so "
+        "the two processes do not oversubscribe the cores). End to end, "
         "two processes pay for spawning and importing (seconds), which small studies feel.",
         f"Load average while measuring: {os.getloadavg()[0]:.1f} (1 minute, at the end); the "
         f"whole benchmark took {(time.perf_counter() - started) / 60:.1f} minutes.",

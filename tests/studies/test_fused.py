@@ -15,10 +15,12 @@ from feedbackgym.agents import AGENTS
 from feedbackgym.agents.bandits import fused_loops as fb
 from feedbackgym.agents.bandits.fused import fused_agents, fused_run
 from feedbackgym.agents.bandits.kernels import (
+    bernoulli_entropy,
     beta_tails,
     beta_tails_density,
     kl_ucb_bound,
     kl_ucb_exact,
+    kl_ucb_newton,
 )
 from feedbackgym.errors import ConfigError
 from feedbackgym.studies import RegretStudy, run_study
@@ -384,7 +386,7 @@ def _bracket_misses(p, level, near, offset, tol):
         if near[i]:
             start = min(start, kl_ucb_exact(p[i], level[i], start, 1e-13) + offset[i])
         q = kl_ucb_exact(p[i], level[i], start, tol)
-        if fb._kl_ucb_newton(p[i], level[i], start, tol, fb._entropy(p[i])) != q:
+        if kl_ucb_newton(p[i], level[i], start, tol, bernoulli_entropy(p[i])) != q:
             differ += 1
         lo, hi = fb._kl_ucb_bracket(p[i], level[i], start, tol)
         if lo <= hi:

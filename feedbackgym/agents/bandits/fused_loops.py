@@ -76,13 +76,14 @@ from feedbackgym.agents.bandits.base import check_steps
 from feedbackgym.agents.bandits.fused import Run, register
 from feedbackgym.agents.bandits.kernels import (
     SPLITMIX_GOLDEN,
+    bernoulli_entropy,
     beta_tails,
     beta_tails_density,
     draw_gamma,
     draw_normal,
     draw_uniform,
-    kl_bernoulli,
     kl_ucb_bound,
+    kl_ucb_newton,
     mix64,
     set_gamma_constants,
     unit_float,
@@ -407,38 +408,6 @@ def _kl_ucb_bracket(p: float, level: float, start: float, tol: float) -> tuple[f
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _kl_ucb_newton(p: float, level: float, start: float, tol: float, entropy: float) -> float:
-    """``kl_ucb_exact(p, level, start, tol)`` float for float, given p's entropy -p log p -
-    (1 - p) log(1 - p) (computed once per count of an arm, not per solve)."""
-    if p >= 1.0:
-        return 1.0
-    if p <= 0.0:
-        return 1.0 - math.exp(-level)
-    y = (level + entropy) / (1.0 - p)
-    if start < 1.0:
-        y = min(y, -math.log1p(-start))
-    for _ in range(100):
-        q = -math.expm1(-y)
-        if q <= p:
-            return p
-        step = (kl_bernoulli(p, q) - level) * q / (q - p)
-        if step <= 0.0:
-            return q
-        y -= step
-        if step < tol:
-            break
-    return -math.expm1(-y)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _entropy(p: float) -> float:
-    """-p log p - (1 - p) log(1 - p), as ``kl_ucb_exact`` computes it (0 off (0, 1))."""
-    if p <= 0.0 or p >= 1.0:
-        return 0.0
-    return -p * math.log(p) - (1.0 - p) * math.log(1.0 - p)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
 def _kl_ucb_solve(
     k: int,
     sums: np.ndarray,
@@ -454,9 +423,9 @@ def _kl_ucb_solve(
     """Arm k's index by Newton's method, as the step path finds it, and its cache entry."""
     p = sums[k] / counts[k]
     if entropy[k, 1] != counts[k]:
-        entropy[k, 0] = _entropy(p)
+        entropy[k, 0] = bernoulli_entropy(p)
         entropy[k, 1] = counts[k]
-    q = _kl_ucb_newton(p, level[k], upper[k], tol, entropy[k, 0])
+    q = kl_ucb_newton(p, level[k], upper[k], tol, entropy[k, 0])
     cache[k, 0] = level[k]
     cache[k, 1] = q
     # q(level) is concave for p = 0 too (1 - e^-level): keep its slope
@@ -493,7 +462,8 @@ def kl_ucb_loop(
         gap = _gaps(mu)
         counts = np.zeros(n_arms)
         sums = np.zeros(n_arms)
-        entropy = np.zeros((n_arms, 2))  # of each mean (``_entropy``) and the count it is at
+        # each mean's bernoulli_entropy, and the count it was computed at
+        entropy = np.zeros((n_arms, 2))
         level = np.zeros(n_arms)
         upper = np.zeros(n_arms)
         cache = np.full((n_arms, 3), -1.0)  # (level, index, 1 / kl'(p, index)) as the step path

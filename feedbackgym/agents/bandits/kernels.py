@@ -216,20 +216,22 @@ def kl_bernoulli(p: float, q: float) -> float:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def kl_ucb_exact(p: float, level: float, start: float, tol: float) -> float:
-    """max{q in [p, 1] : kl(p, q) <= level}, by Newton's method from ``start`` >= the root.
+def bernoulli_entropy(p: float) -> float:
+    """-p log p - (1 - p) log(1 - p) (0 off (0, 1)): the entropy term of KL-UCB's Newton start."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -p * math.log(p) - (1.0 - p) * math.log(1.0 - p)
 
-    Newton runs on y = -log(1 - q): there g(y) = kl(p, 1 - e^-y) is convex and increasing with
-    slope (q - p) / q <= 1, so from the right of the root it moves monotonically onto it, and
-    a step below ``tol`` in y bounds the error in q by ``tol``. (In q itself the slope blows up
-    near 1 and steps stall long before the root.)
-    """
+
+@njit(cache=True, error_model="numpy", inline="always")
+def kl_ucb_newton(p: float, level: float, start: float, tol: float, entropy: float) -> float:
+    """:func:`kl_ucb_exact` given p's :func:`bernoulli_entropy` (which the fused loop caches per
+    count of an arm instead of computing it at every solve)."""
     if p >= 1.0:
         return 1.0
     if p <= 0.0:
         return 1.0 - math.exp(-level)
     # g(y) >= (1 - p) y - H(p), so the root is at most (level + H(p)) / (1 - p).
-    entropy = -p * math.log(p) - (1.0 - p) * math.log(1.0 - p)
     y = (level + entropy) / (1.0 - p)
     if start < 1.0:
         y = min(y, -math.log1p(-start))
@@ -244,6 +246,18 @@ def kl_ucb_exact(p: float, level: float, start: float, tol: float) -> float:
         if step < tol:
             break
     return -math.expm1(-y)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def kl_ucb_exact(p: float, level: float, start: float, tol: float) -> float:
+    """max{q in [p, 1] : kl(p, q) <= level}, by Newton's method from ``start`` >= the root.
+
+    Newton runs on y = -log(1 - q): there g(y) = kl(p, 1 - e^-y) is convex and increasing with
+    slope (q - p) / q <= 1, so from the right of the root it moves monotonically onto it, and
+    a step below ``tol`` in y bounds the error in q by ``tol``. (In q itself the slope blows up
+    near 1 and steps stall long before the root.)
+    """
+    return kl_ucb_newton(p, level, start, tol, bernoulli_entropy(p))
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -23,6 +23,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     tmp = Path(name)
+    # The writer creates the file itself (mkstemp's would be private to its owner, 0600, and
+    # some writers warn about overwriting it): the result has the usual permissions of new files.
+    tmp.unlink()
     try:
         yield tmp
         os.replace(tmp, path)
@@ -34,7 +37,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write`` on a file handle of a temporary file beside ``path`` (flushed to disk)
     and move it into place when done."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "xb") as handle:
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())

@@ -63,6 +63,14 @@ class Registry(Generic[T]):
                 and (self._classes[name] is not klass or self._defaults.get(name) != defaults)
             ):
                 raise ConfigError(f"{self.kind} name {name!r} is already registered")
+            lazy = self._lazy.get(name)
+            if (
+                not overwrite
+                and lazy is not None
+                and lazy != f"{klass.__module__}:{klass.__qualname__}"
+            ):
+                # A built-in not imported yet: only the class its entry names takes the name.
+                raise ConfigError(f"{self.kind} name {name!r} is already registered")
             self._classes[name] = klass
             self._lazy.pop(name, None)
             if defaults is None:

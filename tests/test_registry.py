@@ -62,3 +62,25 @@ def test_each_built_in_learner_resolves_to_the_class_registered_under_its_name()
 
     for name in BUILTIN_LEARNERS:
         assert LEARNERS.get(name).registry_name == name
+
+
+def test_a_user_class_cannot_take_a_built_in_name_before_the_built_in_is_imported() -> None:
+    """Registering "cpl" or "ppo" (built-ins listed as data, not imported yet) is refused as it
+    was when every learner was imported up front; the built-ins still load afterwards."""
+    code = (
+        "from feedbackgym.agents import LEARNERS, register_learner\n"
+        "from feedbackgym.errors import ConfigError\n"
+        "class Mine: pass\n"
+        "for name in ('cpl', 'ppo'):\n"
+        "    try:\n"
+        "        register_learner(name, Mine)\n"
+        "    except ConfigError as e:\n"
+        "        print(e)\n"
+        "print(*(LEARNERS.get(n).__name__ for n in ('ppo', 'pref-sac', 'cpl')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        "algo name 'cpl' is already registered",
+        "algo name 'ppo' is already registered",
+        "TruePPO PrefSAC CPL",
+    ]

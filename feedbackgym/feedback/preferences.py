@@ -299,6 +299,20 @@ def bpref_preset(name: str) -> Callable[..., BPrefTeacher]:
     return build
 
 
+def legacy_preset_class(name: str) -> type[BPrefTeacher]:
+    """What a checkpoint written before the presets (each B-Pref teacher its own class, e.g.
+    ``MistakeTeacher``) unpickles as: the object becomes a :class:`BPrefTeacher` named ``name``
+    once its state is restored, as one built by ``make_feedback_model(name)`` is."""
+
+    class LegacyPreset(BPrefTeacher):
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.__dict__.update(state)
+            self.__class__ = BPrefTeacher
+            self.registry_name = name
+
+    return LegacyPreset
+
+
 OracleTeacher = bpref_preset("oracle")
 StochasticTeacher = bpref_preset("stochastic")
 MistakeTeacher = bpref_preset("mistake")

@@ -9,7 +9,7 @@ anything else (other envs, wrappers, delays, other agents or a trained agent) re
 takes the step-by-step path, :meth:`~feedbackgym.agents.bandits.base.BanditAgent.learn`, which
 stays the reference.
 
-Random numbers. Run ``n`` owns two splitmix64 streams (``_kernels._next``): one for the env's
+Random numbers. Run ``n`` owns two splitmix64 streams (``kernels._next``): one for the env's
 rewards, seeded from the env seed, and one for the agent, seeded from the agent's seed; both
 are words of ``numpy.random.SeedSequence``. So a run's numbers depend on the seeds and its index
 only, not on the number of threads, and runs of different agents in the same cell see the same
@@ -28,7 +28,7 @@ Where the fused loops deviate from the step path (besides the streams):
   above the two leaves that changed, or those a crossing turned. Indices within float
   rounding of a crossing may be ordered differently from a full scan.
 - KL-UCB (Garivier & Cappé 2011) uses the step kernel's Newton solver and bounds
-  (``_kernels.kl_ucb_exact``, ``kl_ucb_bound``, the tangent bound of an arm's cached index,
+  (``kernels.kl_ucb_exact``, ``kl_ucb_bound``, the tangent bound of an arm's cached index,
   kept here for arms with mean 0 too) and, before any Newton step, checks whether a lower
   bound on the empirical leader's index (a reverse Pinsker inequality) already beats every
   other arm's upper bound: then the leader is the argmax without computing its index. The choice is

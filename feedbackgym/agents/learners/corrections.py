@@ -29,6 +29,7 @@ import numpy as np
 from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.vec_env import VecEnv
 
+from feedbackgym.agents.learners.checkpoints import load_checkpoint
 from feedbackgym.agents.learners.preference import QUERY_VERBS
 from feedbackgym.agents.learners.registry import register_learner
 from feedbackgym.envs.point_goal import EXPERT_KD, EXPERT_KP
@@ -360,8 +361,7 @@ class GoalLearner:
 
     def load_state(self, path: str | Path) -> GoalLearner:
         """Continue from a folder written by :meth:`save`; attempts restart from a reset."""
-        with open(Path(path) / "learner.pkl", "rb") as handle:
-            state = pickle.load(handle)  # noqa: S301 (our own checkpoint)
+        state = load_checkpoint(Path(path) / "learner.pkl")
         if state["class"] != type(self).__name__:
             raise ConfigError(f"{path} holds a {state['class']}, not a {type(self).__name__}")
         log, log_id = self.teacher.log, self.teacher._log_id

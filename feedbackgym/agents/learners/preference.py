@@ -16,6 +16,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from feedbackgym.agents.learners.checkpoints import load_checkpoint
 from feedbackgym.agents.learners.queries import (
     QUERY_STRATEGIES,
     SCHEDULES,
@@ -533,8 +534,7 @@ class PreferenceLearner:
     def load_state(self, path: str | Path) -> PreferenceLearner:
         """Continue from a folder written by :meth:`save` (same constructor arguments)."""
         path = Path(path)
-        with open(path / "learner.pkl", "rb") as handle:
-            state = pickle.load(handle)  # noqa: S301 (our own checkpoint)
+        state = load_checkpoint(path / "learner.pkl")
         if state["class"] != type(self).__name__:
             raise ConfigError(f"{path} holds a {state['class']}, not a {type(self).__name__}")
         if state["teacher"] is not None and self.teacher is not None:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from feedbackgym.agents.learners.checkpoints import load_checkpoint
 from feedbackgym.agents.learners.preference import (
     PreferenceLearner,
     PrefPPO,
@@ -289,8 +290,7 @@ class ReturnDecompositionLearner(PreferenceLearner):
         super().load_state(path)
         path = Path(path)
         self.reward_model = ReturnDecomposition.load(path / "reward_model.pt", device=self.device)
-        with open(path / "redistribution.pkl", "rb") as handle:
-            state = pickle.load(handle)  # noqa: S301 (our own checkpoint)
+        state = load_checkpoint(path / "redistribution.pkl")
         self.recorder.episodes.clear()
         self.recorder.episodes.extend(Episode(*e) for e in state["episodes"])
         self.recorder.finished = state["finished"]

@@ -35,7 +35,7 @@ LOG = logging.getLogger(__name__)
 
 def _asset(name: str) -> str:
     """A file of the labelling page (``page/``: its HTML, script and style sheet)."""
-    return (resources.files("feedbackgym.feedback.human") / "page" / name).read_text()
+    return (resources.files("feedbackgym.feedback.human") / "page" / name).read_text("utf-8")
 
 
 #: The labelling page, its script and style sheet, and the page shown for a bad link.

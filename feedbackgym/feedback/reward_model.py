@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import numpy as np
 from feedbackgym.errors import ConfigError, check_positive_int, check_range
 from feedbackgym.feedback.base import Segments, as_segments, check_choice
 from feedbackgym.feedback.symmetry import SYMMETRIES
+from feedbackgym.io import atomic_path
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -693,10 +693,8 @@ class RewardModel:
         """Write :meth:`state` with ``torch.save`` (atomically)."""
         import torch
 
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(self.state(), tmp)
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: str = "auto") -> RewardModel:

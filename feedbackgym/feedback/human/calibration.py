@@ -14,6 +14,7 @@ from feedbackgym.feedback.learned import LearnedPreferenceModel, preference_data
 from feedbackgym.feedback.preferences import myopic_weights, sigmoid
 from feedbackgym.feedback.returns import advantages
 from feedbackgym.feedback.reward_model import RewardModel
+from feedbackgym.io import atomic_path
 
 #: Grid of the myopic discount searched (the likelihood is piecewise constant in gamma).
 GAMMA_GRID = np.round(np.arange(0.50, 1.0001, 0.01), 2)
@@ -240,17 +241,13 @@ def _fit_regret(a: Segments, b: Segments, y: np.ndarray, env: Any) -> TeacherFit
 
 def save_learned(model: LearnedPreferenceModel, path: str | Path) -> None:
     """Write a fitted learned teacher (its config and reward model) with ``torch.save``."""
-    import os
 
     import torch
 
     if model.reward_model is None:
         raise ConfigError("the learned teacher is not fitted")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"config": model.config(), "reward_model": model.reward_model.state()}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"config": model.config(), "reward_model": model.reward_model.state()}, tmp)
 
 
 def load_learned(path: str | Path, device: str = "auto") -> LearnedPreferenceModel:
